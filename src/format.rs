@@ -1,0 +1,400 @@
+//! The index file format: the only module that knows byte offsets.
+//!
+//! See `docs/FORMAT.md` for the byte-by-byte description. In short:
+//!
+//! ```text
+//! header   HEADER_LEN bytes        magic, version, kind, sizes, build time, label, CRCs
+//! table    (2^20 + 1) x u64 LE     table[p] = ordinal of prefix p's first record
+//! records  record_count x RECORD   sorted; each stores the hash after its prefix + a 12-bit count
+//! overflow overflow_count x 12     (ordinal u64 LE, count u32 LE) for counts above INLINE_COUNT_MAX
+//! ```
+//!
+//! A record for a hash `h` of `n` bytes is `n - 1` bytes long (19 for SHA-1, 15 for NTLM):
+//! byte 0 holds the count's bits 8..12 in its high nibble and the low nibble of `h[2]` (the first
+//! hash bits after the 20-bit prefix) in its low nibble; bytes `1..n-2` are `h[3..n]`; the last byte
+//! holds the count's bits 0..8. A 12-bit count of `COUNT_ESCAPE` means "see the overflow table".
+//! All integers are little-endian and decoded with `from_le_bytes`: nothing is cast from the map.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::hash::{HashKind, PREFIX_COUNT};
+
+/// First eight bytes of every index file.
+pub const MAGIC: [u8; 8] = *b"HIBPIDX\0";
+
+/// Format version written by this build; any other version is refused.
+pub const VERSION: u32 = 1;
+
+/// Size of the fixed header in bytes.
+pub const HEADER_LEN: usize = 256;
+
+/// Number of entries in the prefix offset table (one past the last prefix).
+pub const TABLE_ENTRIES: usize = PREFIX_COUNT + 1;
+
+/// Size of the prefix offset table in bytes.
+pub const TABLE_LEN: usize = TABLE_ENTRIES * 8;
+
+/// Byte offset of the prefix offset table.
+pub const TABLE_OFFSET: usize = HEADER_LEN;
+
+/// Byte offset of the first record.
+pub const RECORDS_OFFSET: usize = TABLE_OFFSET + TABLE_LEN;
+
+/// Size of one overflow entry: ordinal (u64) then count (u32).
+pub const OVERFLOW_ENTRY_LEN: usize = 12;
+
+/// Largest count stored inline in a record; larger counts go to the overflow table.
+pub const INLINE_COUNT_MAX: u32 = 0xFFE;
+
+/// Inline count value that means "the count is in the overflow table".
+pub const COUNT_ESCAPE: u32 = 0xFFF;
+
+/// Longest source label the header holds, in bytes.
+pub const LABEL_MAX: usize = HEADER_LEN - LABEL_OFFSET;
+
+// Header field offsets. Nothing outside this module uses them.
+const VERSION_AT: usize = 8;
+const HEADER_LEN_AT: usize = 12;
+const KIND_AT: usize = 16;
+const RECORD_LEN_AT: usize = 17;
+const HEADER_CRC_AT: usize = 20;
+const RECORD_COUNT_AT: usize = 24;
+const OVERFLOW_COUNT_AT: usize = 32;
+const BUILD_TIME_AT: usize = 40;
+const FILE_LEN_AT: usize = 48;
+const BODY_CRC_AT: usize = 56;
+const LABEL_LEN_AT: usize = 60;
+const LABEL_OFFSET: usize = 62;
+
+/// Record length in bytes for a kind: the hash minus its 2.5 prefix bytes, plus 1.5 count bytes.
+pub const fn record_len(kind: HashKind) -> usize {
+    kind.len() - 1
+}
+
+const fn kind_code(kind: HashKind) -> u8 {
+    match kind {
+        HashKind::Sha1 => 1,
+        HashKind::Ntlm => 2,
+    }
+}
+
+/// Everything the header says about an index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// SHA-1 or NTLM.
+    pub kind: HashKind,
+    /// Number of records (distinct hashes).
+    pub record_count: u64,
+    /// Number of records whose count lives in the overflow table.
+    pub overflow_count: u64,
+    /// When the index was built, in seconds since the Unix epoch.
+    pub build_time: u64,
+    /// Free-form description of where the data came from (input file names, upstream URL).
+    pub label: String,
+    /// CRC-32 of every byte after the header; checked by `verify`, not at open.
+    pub body_crc: u32,
+}
+
+impl Header {
+    /// Length of one record for this index's kind.
+    pub fn record_len(&self) -> usize {
+        record_len(self.kind)
+    }
+
+    /// Total file length implied by the header's sizes; `None` on overflow.
+    pub fn expected_file_len(&self) -> Option<u64> {
+        let records = self.record_count.checked_mul(self.record_len() as u64)?;
+        let overflow = self
+            .overflow_count
+            .checked_mul(OVERFLOW_ENTRY_LEN as u64)?;
+        (RECORDS_OFFSET as u64)
+            .checked_add(records)?
+            .checked_add(overflow)
+    }
+
+    /// Byte offset of the overflow table.
+    pub fn overflow_offset(&self) -> usize {
+        RECORDS_OFFSET + self.record_count as usize * self.record_len()
+    }
+
+    /// Encodes the header, truncating the label to [`LABEL_MAX`] bytes on a char boundary.
+    pub fn encode(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
+        out[..8].copy_from_slice(&MAGIC);
+        put_u32(&mut out, VERSION_AT, VERSION);
+        put_u32(&mut out, HEADER_LEN_AT, HEADER_LEN as u32);
+        out[KIND_AT] = kind_code(self.kind);
+        out[RECORD_LEN_AT] = self.record_len() as u8;
+        put_u64(&mut out, RECORD_COUNT_AT, self.record_count);
+        put_u64(&mut out, OVERFLOW_COUNT_AT, self.overflow_count);
+        put_u64(&mut out, BUILD_TIME_AT, self.build_time);
+        put_u64(
+            &mut out,
+            FILE_LEN_AT,
+            self.expected_file_len().unwrap_or(u64::MAX),
+        );
+        put_u32(&mut out, BODY_CRC_AT, self.body_crc);
+        let label = truncate_on_char_boundary(&self.label, LABEL_MAX);
+        out[LABEL_LEN_AT..LABEL_LEN_AT + 2].copy_from_slice(&(label.len() as u16).to_le_bytes());
+        out[LABEL_OFFSET..LABEL_OFFSET + label.len()].copy_from_slice(label.as_bytes());
+        let crc = crc32fast::hash(&out);
+        put_u32(&mut out, HEADER_CRC_AT, crc);
+        out
+    }
+
+    /// Decodes and checks a header; `file_len` is the length of the whole file.
+    pub fn decode(bytes: &[u8], file_len: u64) -> Result<Header, HeaderError> {
+        if bytes.len() < HEADER_LEN {
+            return Err(HeaderError::TooShort { len: file_len });
+        }
+        let bytes = &bytes[..HEADER_LEN];
+        if bytes[..8] != MAGIC {
+            return Err(HeaderError::Magic);
+        }
+        let version = get_u32(bytes, VERSION_AT);
+        if version != VERSION {
+            return Err(HeaderError::Version {
+                expected: VERSION,
+                got: version,
+            });
+        }
+        let mut zeroed = [0u8; HEADER_LEN];
+        zeroed.copy_from_slice(bytes);
+        put_u32(&mut zeroed, HEADER_CRC_AT, 0);
+        if crc32fast::hash(&zeroed) != get_u32(bytes, HEADER_CRC_AT) {
+            return Err(HeaderError::Checksum);
+        }
+        let header_len = get_u32(bytes, HEADER_LEN_AT);
+        if header_len as usize != HEADER_LEN {
+            return Err(HeaderError::Inconsistent(format!(
+                "header length {header_len}, expected {HEADER_LEN}"
+            )));
+        }
+        let kind = match bytes[KIND_AT] {
+            1 => HashKind::Sha1,
+            2 => HashKind::Ntlm,
+            other => {
+                return Err(HeaderError::Inconsistent(format!(
+                    "unknown hash kind code {other}"
+                )))
+            }
+        };
+        if bytes[RECORD_LEN_AT] as usize != record_len(kind) {
+            return Err(HeaderError::Inconsistent(format!(
+                "record length {}, expected {} for {kind}",
+                bytes[RECORD_LEN_AT],
+                record_len(kind)
+            )));
+        }
+        let label_len = u16::from_le_bytes([bytes[LABEL_LEN_AT], bytes[LABEL_LEN_AT + 1]]) as usize;
+        if label_len > LABEL_MAX {
+            return Err(HeaderError::Inconsistent(format!(
+                "label length {label_len} exceeds {LABEL_MAX}"
+            )));
+        }
+        let label = String::from_utf8_lossy(&bytes[LABEL_OFFSET..LABEL_OFFSET + label_len]);
+        let header = Header {
+            kind,
+            record_count: get_u64(bytes, RECORD_COUNT_AT),
+            overflow_count: get_u64(bytes, OVERFLOW_COUNT_AT),
+            build_time: get_u64(bytes, BUILD_TIME_AT),
+            label: label.into_owned(),
+            body_crc: get_u32(bytes, BODY_CRC_AT),
+        };
+        let stated_len = get_u64(bytes, FILE_LEN_AT);
+        let expected = header.expected_file_len().ok_or_else(|| {
+            HeaderError::Inconsistent("record counts overflow the file size".into())
+        })?;
+        if stated_len != expected {
+            return Err(HeaderError::Inconsistent(format!(
+                "header says the file is {stated_len} bytes but its counts imply {expected}"
+            )));
+        }
+        if header.overflow_count > header.record_count {
+            return Err(HeaderError::Inconsistent(format!(
+                "{} overflow entries for {} records",
+                header.overflow_count, header.record_count
+            )));
+        }
+        if file_len != expected {
+            return Err(HeaderError::FileLength {
+                expected,
+                got: file_len,
+            });
+        }
+        Ok(header)
+    }
+}
+
+/// Why a header was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// The file is shorter than a header.
+    #[error("file is {len} bytes, too short to be an index")]
+    TooShort {
+        /// Actual file length.
+        len: u64,
+    },
+    /// The magic bytes are wrong: not an index file.
+    #[error("not a hibp-mirror index (wrong magic bytes)")]
+    Magic,
+    /// A format version this build does not read.
+    #[error("index format version {got}, this build reads version {expected}")]
+    Version {
+        /// The version this build reads.
+        expected: u32,
+        /// The version in the file.
+        got: u32,
+    },
+    /// The header's own CRC does not match: a damaged header.
+    #[error("header checksum mismatch (damaged header)")]
+    Checksum,
+    /// Header fields contradict each other.
+    #[error("inconsistent header: {0}")]
+    Inconsistent(String),
+    /// The file's length differs from the one its header implies (truncated or padded).
+    #[error("file is {got} bytes but its header implies {expected} (truncated or appended to)")]
+    FileLength {
+        /// Length implied by the header.
+        expected: u64,
+        /// Actual length.
+        got: u64,
+    },
+}
+
+/// Encodes a record for `hash` (full hash bytes) with `count` into `out` (`record_len` bytes).
+///
+/// Returns `true` when the count did not fit inline and must be added to the overflow table.
+#[inline]
+pub fn encode_record(hash: &[u8], count: u32, out: &mut [u8]) -> bool {
+    let n = hash.len();
+    debug_assert_eq!(out.len(), n - 1);
+    let (inline, overflow) = if count > INLINE_COUNT_MAX {
+        (COUNT_ESCAPE, true)
+    } else {
+        (count, false)
+    };
+    out[0] = ((inline >> 8) as u8) << 4 | (hash[2] & 0x0F);
+    out[1..n - 2].copy_from_slice(&hash[3..n]);
+    out[n - 2] = inline as u8;
+    overflow
+}
+
+/// The 12-bit inline count of a record (`COUNT_ESCAPE` means "see the overflow table").
+#[inline]
+pub fn record_inline_count(record: &[u8]) -> u32 {
+    u32::from(record[0] >> 4) << 8 | u32::from(record[record.len() - 1])
+}
+
+/// The hash bits after the prefix, as stored in `record`: the low nibble of byte 0 followed by
+/// the remaining bytes, excluding the count byte. Comparing these orders records by hash.
+#[inline]
+pub fn record_key(record: &[u8]) -> (u8, &[u8]) {
+    (record[0] & 0x0F, &record[1..record.len() - 1])
+}
+
+/// Rebuilds the full hash bytes of a record in prefix `prefix` into `out` (`kind.len()` bytes).
+#[inline]
+pub fn decode_record_hash(prefix: u32, record: &[u8], out: &mut [u8]) {
+    let n = record.len() + 1;
+    out[0] = (prefix >> 12) as u8;
+    out[1] = (prefix >> 4) as u8;
+    out[2] = ((prefix & 0xF) as u8) << 4 | (record[0] & 0x0F);
+    out[3..n].copy_from_slice(&record[1..n - 2]);
+}
+
+/// Encodes one overflow table entry.
+pub fn encode_overflow(ordinal: u64, count: u32) -> [u8; OVERFLOW_ENTRY_LEN] {
+    let mut out = [0u8; OVERFLOW_ENTRY_LEN];
+    out[..8].copy_from_slice(&ordinal.to_le_bytes());
+    out[8..].copy_from_slice(&count.to_le_bytes());
+    out
+}
+
+/// Decodes one overflow table entry into `(ordinal, count)`.
+#[inline]
+pub fn decode_overflow(entry: &[u8]) -> (u64, u32) {
+    (get_u64(entry, 0), get_u32(entry, 8))
+}
+
+/// Reads entry `i` of the prefix offset table from the table bytes.
+#[inline]
+pub fn table_entry(table: &[u8], i: usize) -> u64 {
+    get_u64(table, i * 8)
+}
+
+/// Current time in seconds since the Unix epoch (0 if the clock is before 1970).
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn truncate_on_char_boundary(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[inline]
+fn get_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
+}
+
+#[inline]
+fn get_u64(bytes: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn put_u32(bytes: &mut [u8], at: usize, value: u32) {
+    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
+}
+
+fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
+    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_round_trips_hash_and_inline_count() {
+        let hash: Vec<u8> = (0..20u8).map(|i| i.wrapping_mul(37)).collect();
+        let mut rec = [0u8; 19];
+        assert!(!encode_record(&hash, 4094, &mut rec));
+        assert_eq!(record_inline_count(&rec), 4094);
+        let mut back = [0u8; 20];
+        decode_record_hash(crate::hash::prefix_of(&hash), &rec, &mut back);
+        assert_eq!(&back[..], &hash[..]);
+        assert!(encode_record(&hash, 4095, &mut rec));
+        assert_eq!(record_inline_count(&rec), COUNT_ESCAPE);
+    }
+
+    #[test]
+    fn header_round_trips_and_detects_damage() {
+        let header = Header {
+            kind: HashKind::Ntlm,
+            record_count: 3,
+            overflow_count: 1,
+            build_time: 1_700_000_000,
+            label: "sample".into(),
+            body_crc: 42,
+        };
+        let len = header.expected_file_len().unwrap();
+        let bytes = header.encode();
+        assert_eq!(Header::decode(&bytes, len).unwrap(), header);
+        let mut damaged = bytes;
+        damaged[BUILD_TIME_AT] ^= 1;
+        assert_eq!(Header::decode(&damaged, len), Err(HeaderError::Checksum));
+        assert!(matches!(
+            Header::decode(&bytes, len - 1),
+            Err(HeaderError::FileLength { .. })
+        ));
+    }
+}

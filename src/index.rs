@@ -1,0 +1,477 @@
+//! The read side of an index: cheap open-time checks, `range`, `lookup` and a full `verify`.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use memmap2::Mmap;
+use rayon::prelude::*;
+
+use crate::format::{self, Header, HeaderError};
+use crate::hash::{Hash, HashKind, Prefix, HEX_UPPER, MAX_HASH_LEN, PREFIX_COUNT};
+
+/// A sorted, prefix-sharded index of hashes and counts over any byte container.
+///
+/// The library never assumes where the bytes live: tests use a `Vec<u8>`, the server a memory
+/// map (see [`Index::open_path`]).
+pub struct Index<D> {
+    /// The whole file.
+    data: D,
+    /// The decoded header, checked at open.
+    header: Header,
+}
+
+/// An index mapped from a file.
+pub type MappedIndex = Index<Mmap>;
+
+impl<D: AsRef<[u8]> + Sync> Index<D> {
+    /// Opens an index over `data`, checking everything that is cheap and independent of the
+    /// index size: magic, version, header checksum, sizes, file length and that the prefix table
+    /// is monotone and ends at the record count. The record checksum is left to [`Index::verify`].
+    pub fn open(data: D) -> Result<Self, OpenError> {
+        let bytes = data.as_ref();
+        let header = Header::decode(bytes, bytes.len() as u64)?;
+        let table = &bytes[format::TABLE_OFFSET..format::RECORDS_OFFSET];
+        let mut previous = 0u64;
+        if format::table_entry(table, 0) != 0 {
+            return Err(OpenError::Table("the first prefix does not start at record 0".into()));
+        }
+        for p in 1..format::TABLE_ENTRIES {
+            let offset = format::table_entry(table, p);
+            if offset < previous {
+                return Err(OpenError::Table(format!(
+                    "offsets go backwards at prefix {:05X} ({offset} < {previous})",
+                    p
+                )));
+            }
+            previous = offset;
+        }
+        if previous != header.record_count {
+            return Err(OpenError::Table(format!(
+                "the table ends at record {previous} but the header counts {}",
+                header.record_count
+            )));
+        }
+        Ok(Index { data, header })
+    }
+
+    /// The header: kind, record count, build time, label.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// SHA-1 or NTLM.
+    pub fn kind(&self) -> HashKind {
+        self.header.kind
+    }
+
+    /// Number of distinct hashes.
+    pub fn len(&self) -> u64 {
+        self.header.record_count
+    }
+
+    /// Whether the index holds no hashes at all.
+    pub fn is_empty(&self) -> bool {
+        self.header.record_count == 0
+    }
+
+    fn bytes(&self) -> &[u8] {
+        self.data.as_ref()
+    }
+
+    fn table(&self) -> &[u8] {
+        &self.bytes()[format::TABLE_OFFSET..format::RECORDS_OFFSET]
+    }
+
+    fn records(&self) -> &[u8] {
+        &self.bytes()[format::RECORDS_OFFSET..self.header.overflow_offset()]
+    }
+
+    fn overflow(&self) -> &[u8] {
+        &self.bytes()[self.header.overflow_offset()..]
+    }
+
+    /// Ordinals `[start, end)` of the records under `prefix`.
+    fn ordinals(&self, prefix: Prefix) -> (u64, u64) {
+        let table = self.table();
+        (
+            format::table_entry(table, prefix.index()),
+            format::table_entry(table, prefix.index() + 1),
+        )
+    }
+
+    /// Number of records under `prefix`.
+    pub fn prefix_len(&self, prefix: Prefix) -> usize {
+        let (start, end) = self.ordinals(prefix);
+        (end - start) as usize
+    }
+
+    /// The entries under `prefix`, sorted by suffix.
+    pub fn range(&self, prefix: Prefix) -> Range<'_> {
+        let (start, end) = self.ordinals(prefix);
+        let record_len = self.header.record_len();
+        let records = &self.records()[start as usize * record_len..end as usize * record_len];
+        let overflow = self.overflow();
+        let first = partition_overflow(overflow, start);
+        Range {
+            prefix,
+            kind: self.header.kind,
+            records,
+            record_len,
+            first_ordinal: start,
+            overflow: &overflow[first * format::OVERFLOW_ENTRY_LEN..],
+        }
+    }
+
+    /// The count for `hash`, or `None` if it is not in the index (or is of another kind).
+    pub fn lookup(&self, hash: &Hash) -> Option<u32> {
+        if hash.kind() != self.header.kind {
+            return None;
+        }
+        let range = self.range(hash.prefix());
+        let mut probe = [0u8; MAX_HASH_LEN];
+        format::encode_record(hash.as_bytes(), 0, &mut probe[..range.record_len]);
+        let target = format::record_key(&probe[..range.record_len]);
+        let (mut lo, mut hi) = (0usize, range.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match format::record_key(range.record(mid)).cmp(&target) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(range.count_at(mid)),
+            }
+        }
+        None
+    }
+
+    /// Number of prefixes holding at least one record.
+    pub fn prefixes_present(&self) -> usize {
+        let table = self.table();
+        (0..PREFIX_COUNT)
+            .filter(|&p| format::table_entry(table, p + 1) > format::table_entry(table, p))
+            .count()
+    }
+
+    /// Walks every byte: the body checksum, the sort order inside every prefix and the overflow
+    /// table. Returns the first fault found, in file order.
+    pub fn verify(&self) -> Result<(), VerifyError> {
+        let body = &self.bytes()[format::HEADER_LEN..];
+        let crc = body
+            .par_chunks(1 << 22)
+            .map(|chunk| {
+                let mut h = crc32fast::Hasher::new();
+                h.update(chunk);
+                h
+            })
+            .reduce_with(|mut a, b| {
+                a.combine(&b);
+                a
+            })
+            .map_or(0, |h| h.finalize());
+        if crc != self.header.body_crc {
+            return Err(VerifyError::Checksum {
+                expected: self.header.body_crc,
+                got: crc,
+            });
+        }
+        let fault = Prefix::all()
+            .collect::<Vec<_>>()
+            .par_chunks(4096)
+            .find_map_first(|chunk| chunk.iter().find_map(|&p| self.verify_prefix(p).err()));
+        if let Some(fault) = fault {
+            return Err(fault);
+        }
+        // Every overflow entry must belong to an escaped record; count them in order.
+        let escaped = (0..self.len() as usize)
+            .into_par_iter()
+            .with_min_len(1 << 16)
+            .filter(|&i| {
+                let rl = self.header.record_len();
+                format::record_inline_count(&self.records()[i * rl..(i + 1) * rl])
+                    == format::COUNT_ESCAPE
+            })
+            .count() as u64;
+        if escaped != self.header.overflow_count {
+            return Err(VerifyError::Overflow(format!(
+                "{escaped} records point to the overflow table, which has {} entries",
+                self.header.overflow_count
+            )));
+        }
+        Ok(())
+    }
+
+    fn verify_prefix(&self, prefix: Prefix) -> Result<(), VerifyError> {
+        let range = self.range(prefix);
+        let mut overflow = range.overflow.chunks_exact(format::OVERFLOW_ENTRY_LEN);
+        for i in 0..range.len() {
+            let record = range.record(i);
+            if i > 0 && format::record_key(range.record(i - 1)) >= format::record_key(record) {
+                return Err(VerifyError::Order {
+                    prefix,
+                    position: i,
+                });
+            }
+            if format::record_inline_count(record) == format::COUNT_ESCAPE {
+                let ordinal = range.first_ordinal + i as u64;
+                match overflow.next().map(format::decode_overflow) {
+                    Some((o, count)) if o == ordinal && count > format::INLINE_COUNT_MAX => {}
+                    _ => {
+                        return Err(VerifyError::Overflow(format!(
+                            "record {i} of prefix {prefix} has no valid overflow entry"
+                        )))
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl MappedIndex {
+    /// Maps the index at `path` and runs the open-time checks of [`Index::open`].
+    pub fn open_path(path: impl AsRef<Path>) -> Result<MappedIndex, OpenError> {
+        let path = path.as_ref();
+        let with_path = |e: OpenError| e.at(path);
+        let file = File::open(path).map_err(|source| OpenError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let map = crate::mmap::map_readonly(&file).map_err(|source| OpenError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Index::open(map).map_err(with_path)
+    }
+}
+
+/// Index of the first overflow entry whose ordinal is `>= ordinal`.
+fn partition_overflow(overflow: &[u8], ordinal: u64) -> usize {
+    let n = overflow.len() / format::OVERFLOW_ENTRY_LEN;
+    let (mut lo, mut hi) = (0usize, n);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let at = mid * format::OVERFLOW_ENTRY_LEN;
+        let (o, _) = format::decode_overflow(&overflow[at..at + format::OVERFLOW_ENTRY_LEN]);
+        if o < ordinal {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// The sorted entries of one prefix, borrowed from the index.
+#[derive(Clone, Copy)]
+pub struct Range<'a> {
+    /// The prefix all entries share.
+    prefix: Prefix,
+    /// Kind of the index, for suffix lengths.
+    kind: HashKind,
+    /// The prefix's records, `record_len` bytes each.
+    records: &'a [u8],
+    /// Bytes per record.
+    record_len: usize,
+    /// Ordinal of the first record, to match overflow entries.
+    first_ordinal: u64,
+    /// Overflow entries from the first one at or after `first_ordinal` to the end of the table.
+    overflow: &'a [u8],
+}
+
+impl<'a> Range<'a> {
+    /// The prefix of every entry.
+    pub fn prefix(&self) -> Prefix {
+        self.prefix
+    }
+
+    /// The hash kind.
+    pub fn kind(&self) -> HashKind {
+        self.kind
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.records.len() / self.record_len
+    }
+
+    /// Whether the prefix has no entries.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    fn record(&self, i: usize) -> &'a [u8] {
+        &self.records[i * self.record_len..(i + 1) * self.record_len]
+    }
+
+    /// Count of entry `i`, looking it up in the overflow table when it does not fit inline.
+    fn count_at(&self, i: usize) -> u32 {
+        let inline = format::record_inline_count(self.record(i));
+        if inline != format::COUNT_ESCAPE {
+            return inline;
+        }
+        let ordinal = self.first_ordinal + i as u64;
+        let at = partition_overflow(self.overflow, ordinal) * format::OVERFLOW_ENTRY_LEN;
+        match self.overflow.get(at..at + format::OVERFLOW_ENTRY_LEN) {
+            Some(entry) if format::decode_overflow(entry).0 == ordinal => {
+                format::decode_overflow(entry).1
+            }
+            // Only a corrupt file gets here (`verify` reports it); never panic on mapped bytes.
+            _ => format::COUNT_ESCAPE,
+        }
+    }
+
+    /// Iterates the entries in ascending suffix order.
+    pub fn iter(&self) -> RangeIter<'a> {
+        RangeIter {
+            range: *self,
+            next: 0,
+            overflow: self.overflow.chunks_exact(format::OVERFLOW_ENTRY_LEN),
+        }
+    }
+}
+
+impl<'a> IntoIterator for Range<'a> {
+    type Item = Entry<'a>;
+    type IntoIter = RangeIter<'a>;
+
+    fn into_iter(self) -> RangeIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over a [`Range`]; walks the overflow table alongside the records.
+pub struct RangeIter<'a> {
+    /// The range being walked.
+    range: Range<'a>,
+    /// Index of the next entry.
+    next: usize,
+    /// Overflow entries not yet consumed, in ordinal order.
+    overflow: std::slice::ChunksExact<'a, u8>,
+}
+
+impl<'a> Iterator for RangeIter<'a> {
+    type Item = Entry<'a>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Entry<'a>> {
+        if self.next >= self.range.len() {
+            return None;
+        }
+        let i = self.next;
+        self.next += 1;
+        let record = self.range.record(i);
+        let mut count = format::record_inline_count(record);
+        if count == format::COUNT_ESCAPE {
+            count = match self.overflow.next().map(format::decode_overflow) {
+                Some((ordinal, c)) if ordinal == self.range.first_ordinal + i as u64 => c,
+                _ => self.range.count_at(i),
+            };
+        }
+        Some(Entry { record, count })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.range.len() - self.next;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for RangeIter<'_> {}
+
+/// One `(suffix, count)` entry of a range.
+#[derive(Clone, Copy, Debug)]
+pub struct Entry<'a> {
+    /// The stored record (suffix bits and inline count).
+    record: &'a [u8],
+    /// The exact count.
+    count: u32,
+}
+
+impl Entry<'_> {
+    /// How many times the hash was seen in breaches.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// Writes the upper-case hex suffix (the hash after its 5-hex prefix) into `out`, which must
+    /// be exactly `kind.suffix_hex_len()` bytes long.
+    #[inline]
+    pub fn write_suffix_hex(&self, out: &mut [u8]) {
+        let rest = &self.record[1..self.record.len() - 1];
+        out[0] = HEX_UPPER[usize::from(self.record[0] & 0x0F)];
+        const_hex::encode_to_slice_upper(rest, &mut out[1..]).expect("suffix buffer length");
+    }
+
+    /// The upper-case hex suffix as a `String`.
+    pub fn suffix_hex(&self) -> String {
+        let mut out = vec![0u8; self.record.len() * 2 - 3];
+        self.write_suffix_hex(&mut out);
+        String::from_utf8(out).expect("hex is ASCII")
+    }
+
+    /// The full hash, given the prefix the entry belongs to.
+    pub fn hash(&self, prefix: Prefix, kind: HashKind) -> Hash {
+        let mut bytes = [0u8; MAX_HASH_LEN];
+        format::decode_record_hash(prefix.value(), self.record, &mut bytes[..kind.len()]);
+        Hash::from_bytes(kind, &bytes[..kind.len()]).expect("length matches kind")
+    }
+}
+
+/// Why an index could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The file could not be opened or mapped.
+    #[error("cannot open index {}: {source}", path.display())]
+    Io {
+        /// The index path.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The header was refused.
+    #[error("{0}; re-run `hibp-mirror import` to rebuild the index")]
+    Header(#[from] HeaderError),
+    /// The prefix offset table is inconsistent.
+    #[error("corrupt prefix table: {0}; re-run `hibp-mirror import` to rebuild the index")]
+    Table(String),
+    /// Another error, with the path of the file it concerns.
+    #[error("index {}: {source}", path.display())]
+    At {
+        /// The index path.
+        path: PathBuf,
+        /// The underlying error.
+        source: Box<OpenError>,
+    },
+}
+
+impl OpenError {
+    fn at(self, path: &Path) -> OpenError {
+        OpenError::At {
+            path: path.to_owned(),
+            source: Box::new(self),
+        }
+    }
+}
+
+/// A fault found by [`Index::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    /// The body checksum does not match the header.
+    #[error("body checksum mismatch: header says {expected:08x}, data gives {got:08x}; re-run `hibp-mirror import`")]
+    Checksum {
+        /// CRC stored in the header.
+        expected: u32,
+        /// CRC of the bytes on disk.
+        got: u32,
+    },
+    /// Records out of order (or duplicated) inside a prefix.
+    #[error("prefix {prefix}: record {position} is not greater than the one before it")]
+    Order {
+        /// The prefix.
+        prefix: Prefix,
+        /// Position of the offending record inside the prefix.
+        position: usize,
+    },
+    /// The overflow table disagrees with the records.
+    #[error("overflow table: {0}")]
+    Overflow(String),
+}

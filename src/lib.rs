@@ -1,0 +1,25 @@
+//! hibp-mirror: a self-hosted, offline mirror of the Have I Been Pwned *Pwned Passwords* range API.
+//!
+//! An importer turns the official dump (`HASH:COUNT` lines, SHA-1 or NTLM) into one sorted,
+//! memory-mapped index file sharded by the 5-hex prefix; lookups and `/range` bodies are served by
+//! binary search in that mapping.
+//!
+//! # Layout
+//! - [`hash`]: hash kinds, full hashes and 5-hex prefixes; hex parsing and formatting, no I/O.
+//! - [`format`]: the index file format; the only module that knows byte offsets.
+//! - [`mmap`]: the crate's single `unsafe` block, mapping a file read-only, and its contract.
+//! - [`index`]: the read side: open with cheap checks, `range`, `lookup`, full `verify`.
+//! - [`writer`]: the write side: encoded blocks in, a complete file committed atomically.
+//! - [`import`]: dump files, gzip, stdin and per-prefix directories in; an index out.
+//! - [`sample`]: the bundled sample corpus from `data/`, as in-memory indexes.
+
+pub mod format;
+pub mod hash;
+pub mod import;
+pub mod index;
+pub mod mmap;
+pub mod sample;
+pub mod writer;
+
+pub use hash::{Hash, HashKind, Prefix};
+pub use index::{Entry, Index, MappedIndex, OpenError, Range, VerifyError};

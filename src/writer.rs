@@ -1,0 +1,251 @@
+//! The write side of an index: encoded record blocks in, a complete file out, committed
+//! atomically (temporary file in the target directory, fsync, rename, fsync the directory).
+
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use crate::format::{self, Header};
+use crate::hash::{prefix_of, HashKind, PREFIX_COUNT};
+
+/// A run of records in prefix order, already encoded in the index's record layout.
+///
+/// Parsers fill blocks in parallel; the [`IndexWriter`] appends them in order.
+#[derive(Debug, Clone)]
+pub struct EncodedBlock {
+    /// Kind of every record in the block.
+    kind: HashKind,
+    /// Encoded records, `format::record_len(kind)` bytes each.
+    records: Vec<u8>,
+    /// `(prefix, number of records)` runs, in order; consecutive runs may repeat a prefix only
+    /// if the input was unsorted.
+    prefix_runs: Vec<(u32, u32)>,
+    /// `(index in this block, count)` for records whose count does not fit inline.
+    overflow: Vec<(u32, u32)>,
+}
+
+impl EncodedBlock {
+    /// An empty block for `kind`, with room for about `capacity` records.
+    pub fn with_capacity(kind: HashKind, capacity: usize) -> Self {
+        EncodedBlock {
+            kind,
+            records: Vec::with_capacity(capacity * format::record_len(kind)),
+            prefix_runs: Vec::new(),
+            overflow: Vec::new(),
+        }
+    }
+
+    /// Appends `hash` (full hash bytes of the block's kind) with `count`.
+    #[inline]
+    pub fn push(&mut self, hash: &[u8], count: u32) {
+        let record_len = format::record_len(self.kind);
+        let index = self.len() as u32;
+        let at = self.records.len();
+        self.records.resize(at + record_len, 0);
+        if format::encode_record(hash, count, &mut self.records[at..]) {
+            self.overflow.push((index, count));
+        }
+        let prefix = prefix_of(hash);
+        match self.prefix_runs.last_mut() {
+            Some((p, n)) if *p == prefix => *n += 1,
+            _ => self.prefix_runs.push((prefix, 1)),
+        }
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records.len() / format::record_len(self.kind)
+    }
+
+    /// Whether the block holds no records.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Calls `f(full_hash, count)` for every record, in block order.
+    pub fn for_each(&self, mut f: impl FnMut(&[u8], u32)) {
+        let record_len = format::record_len(self.kind);
+        let mut hash = [0u8; crate::hash::MAX_HASH_LEN];
+        let hash = &mut hash[..self.kind.len()];
+        let mut records = self.records.chunks_exact(record_len);
+        let mut overflow = self.overflow.iter().peekable();
+        let mut index = 0u32;
+        for &(prefix, n) in &self.prefix_runs {
+            for record in records.by_ref().take(n as usize) {
+                format::decode_record_hash(prefix, record, hash);
+                let mut count = format::record_inline_count(record);
+                if count == format::COUNT_ESCAPE {
+                    count = overflow.next().expect("escaped record has an overflow entry").1;
+                }
+                f(hash, count);
+                index += 1;
+            }
+        }
+        debug_assert_eq!(index as usize, self.len());
+    }
+}
+
+/// Streams sorted records into an index file. Records must arrive in strictly increasing hash
+/// order; the caller checks that (it knows the line numbers to blame).
+pub struct IndexWriter<W: Write + Seek> {
+    /// Where the records go, positioned after the header and table.
+    out: BufWriter<W>,
+    /// Kind of every record.
+    kind: HashKind,
+    /// Records per prefix; becomes the offset table at the end.
+    prefix_counts: Vec<u64>,
+    /// Encoded overflow entries, in ordinal order.
+    overflow: Vec<u8>,
+    /// Records written so far.
+    record_count: u64,
+    /// CRC-32 of the records written so far.
+    records_crc: crc32fast::Hasher,
+}
+
+impl<W: Write + Seek> IndexWriter<W> {
+    /// Starts an index of `kind` in `out` (which should be empty).
+    pub fn new(mut out: W, kind: HashKind) -> io::Result<Self> {
+        out.seek(SeekFrom::Start(format::RECORDS_OFFSET as u64))?;
+        Ok(IndexWriter {
+            out: BufWriter::with_capacity(1 << 20, out),
+            kind,
+            prefix_counts: vec![0; PREFIX_COUNT],
+            overflow: Vec::new(),
+            record_count: 0,
+            records_crc: crc32fast::Hasher::new(),
+        })
+    }
+
+    /// Appends a block of records that sorts after everything written so far.
+    pub fn push_block(&mut self, block: &EncodedBlock) -> io::Result<()> {
+        debug_assert_eq!(block.kind, self.kind);
+        self.out.write_all(&block.records)?;
+        self.records_crc.update(&block.records);
+        for &(prefix, n) in &block.prefix_runs {
+            self.prefix_counts[prefix as usize] += u64::from(n);
+        }
+        for &(index, count) in &block.overflow {
+            let entry = format::encode_overflow(self.record_count + u64::from(index), count);
+            self.overflow.extend_from_slice(&entry);
+        }
+        self.record_count += block.len() as u64;
+        Ok(())
+    }
+
+    /// Records written so far.
+    pub fn record_count(&self) -> u64 {
+        self.record_count
+    }
+
+    /// Records per prefix so far.
+    pub fn prefix_counts(&self) -> &[u64] {
+        &self.prefix_counts
+    }
+
+    /// Writes the overflow table, the offset table and the header; returns the inner writer
+    /// (flushed, not yet synced) and the header written.
+    pub fn finish(mut self, label: &str, build_time: u64) -> io::Result<(W, Header)> {
+        self.out.write_all(&self.overflow)?;
+        let mut table = Vec::with_capacity(format::TABLE_LEN);
+        let mut offset = 0u64;
+        table.extend_from_slice(&offset.to_le_bytes());
+        for &n in &self.prefix_counts {
+            offset += n;
+            table.extend_from_slice(&offset.to_le_bytes());
+        }
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&table);
+        crc.combine(&self.records_crc);
+        crc.update(&self.overflow);
+        let header = Header {
+            kind: self.kind,
+            record_count: self.record_count,
+            overflow_count: (self.overflow.len() / format::OVERFLOW_ENTRY_LEN) as u64,
+            build_time,
+            label: label.to_owned(),
+            body_crc: crc.finalize(),
+        };
+        self.out.seek(SeekFrom::Start(format::TABLE_OFFSET as u64))?;
+        self.out.write_all(&table)?;
+        self.out.seek(SeekFrom::Start(0))?;
+        self.out.write_all(&header.encode())?;
+        let out = self.out.into_inner().map_err(|e| e.into_error())?;
+        Ok((out, header))
+    }
+}
+
+/// A file being written under a temporary name next to its final path. Dropping it without
+/// [`AtomicFile::commit`] deletes the temporary file, so the final path only ever holds a
+/// complete file (or whatever it held before).
+pub struct AtomicFile {
+    /// The temporary file, deleted on drop.
+    temp: tempfile::NamedTempFile,
+    /// Where it goes on commit.
+    target: PathBuf,
+}
+
+impl AtomicFile {
+    /// Creates a temporary file in the directory of `target`.
+    pub fn create(target: &Path) -> io::Result<AtomicFile> {
+        let dir = parent_dir(target);
+        let temp = tempfile::Builder::new()
+            .prefix(".hibp-mirror-tmp-")
+            .tempfile_in(dir)?;
+        Ok(AtomicFile {
+            temp,
+            target: target.to_owned(),
+        })
+    }
+
+    /// The open temporary file.
+    pub fn file(&self) -> &File {
+        self.temp.as_file()
+    }
+
+    /// Path of the temporary file (for scratch files that go next to it).
+    pub fn temp_path(&self) -> &Path {
+        self.temp.path()
+    }
+
+    /// Syncs the file, renames it over the target and syncs the directory.
+    pub fn commit(self) -> io::Result<()> {
+        self.temp.as_file().sync_all()?;
+        let dir = parent_dir(&self.target).to_owned();
+        self.temp
+            .persist(&self.target)
+            .map_err(|e| e.error)?;
+        // Make the rename itself durable; not every filesystem allows syncing a directory.
+        if let Ok(dir) = File::open(dir) {
+            let _ = dir.sync_all();
+        }
+        Ok(())
+    }
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// Builds a complete index in memory from sorted `(hash, count)` pairs (for tests and the bundled
+/// sample). Panics if the pairs are not strictly increasing.
+pub fn build_in_memory<'a>(
+    kind: HashKind,
+    entries: impl IntoIterator<Item = (&'a [u8], u32)>,
+    label: &str,
+    build_time: u64,
+) -> Vec<u8> {
+    let mut block = EncodedBlock::with_capacity(kind, 1024);
+    let mut previous: Option<&[u8]> = None;
+    for (hash, count) in entries {
+        assert!(previous < Some(hash), "entries must be strictly increasing");
+        previous = Some(hash);
+        block.push(hash, count);
+    }
+    let mut writer = IndexWriter::new(io::Cursor::new(Vec::new()), kind).expect("in memory");
+    writer.push_block(&block).expect("in memory");
+    let (cursor, _) = writer.finish(label, build_time).expect("in memory");
+    cursor.into_inner()
+}
