@@ -12,6 +12,7 @@
 //! - [`writer`]: the write side: encoded blocks in, a complete file committed atomically.
 //! - [`import`]: dump files, gzip, stdin and per-prefix directories in; an index out.
 //! - [`sample`]: the bundled sample corpus from `data/`, as in-memory indexes.
+//! - [`severity`]: breach counts mapped to tiers (`none` ... `critical`) with configurable thresholds.
 
 pub mod format;
 pub mod hash;
@@ -19,6 +20,7 @@ pub mod import;
 pub mod index;
 pub mod mmap;
 pub mod sample;
+pub mod severity;
 pub mod writer;
 
 pub use hash::{Hash, HashKind, Prefix};
