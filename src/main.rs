@@ -1,13 +1,15 @@
 //! `hibp-mirror`: the command-line front end. Parses flags, turns them into library calls, and
 //! reports errors as one line with a non-zero exit code. All logic lives in the library.
 
-use std::io::{self, BufRead, BufWriter, Write};
+use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
+use hibp_mirror::import::{self, ImportOptions, Input};
 use hibp_mirror::{sample, Hash, HashKind, Index, MappedIndex};
+use indicatif::{ProgressBar, ProgressStyle};
 
 /// Self-hosted, offline mirror of the Have I Been Pwned Pwned Passwords range API.
 #[derive(Parser)]
@@ -19,6 +21,31 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Build an index from Pwned Passwords dumps.
+    ///
+    /// INPUT is a plain-text dump (`HASH:COUNT` lines, LF or CRLF, any case, BOMs allowed), a
+    /// `.gz` file, `-` for standard input (e.g. `7z x -so dump.7z | hibp-mirror import - ...`), or
+    /// a directory of `<PREFIX>.txt` range files as the official downloader writes with
+    /// `-s false`. Several inputs, or input not ordered by hash, are sorted on disk in bounded
+    /// memory. The index is written to a temporary file next to OUTPUT and renamed into place only
+    /// when complete, so an existing index there stays intact on any error.
+    Import {
+        /// Dump files, `.gz` files, range directories, or `-` for stdin.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Where to write the index.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Hash kind; detected from the first line's hash length when omitted.
+        #[arg(long)]
+        kind: Option<HashKind>,
+        /// Memory for sorting unsorted input, in MiB.
+        #[arg(long, default_value_t = 96)]
+        sort_memory_mib: usize,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Check passwords (or full hashes) read from standard input against an index.
     ///
     /// Reads one password per line and hashes it locally; passwords are never echoed. Each input
@@ -60,6 +87,13 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<()> {
     match command {
+        Command::Import {
+            inputs,
+            output,
+            kind,
+            sort_memory_mib,
+            quiet,
+        } => import(inputs, output, kind, sort_memory_mib, quiet),
         Command::Check { index, hashes } => match index {
             Some(path) => check(&open_index(&path)?, hashes),
             None => {
@@ -77,6 +111,66 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn import(
+    inputs: Vec<PathBuf>,
+    output: PathBuf,
+    kind: Option<HashKind>,
+    sort_memory_mib: usize,
+    quiet: bool,
+) -> Result<()> {
+    let inputs = inputs.iter().map(|p| Input::from_arg(p)).collect();
+    let mut options = ImportOptions::new(inputs, &output);
+    options.kind = kind;
+    options.sort_memory = sort_memory_mib.max(1) << 20;
+    if !quiet && io::stderr().is_terminal() {
+        options.progress = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} \
+                 {binary_bytes_per_sec} ETA {eta}",
+            )
+            .expect("valid template"),
+        );
+    }
+    let summary = import::import(&options)
+        .with_context(|| format!("import into {} failed", output.display()))?;
+    let header = &summary.header;
+    let secs = summary.elapsed.as_secs_f64();
+    eprintln!(
+        "imported {} {} records from {} lines into {} in {secs:.2} s ({:.2} GB/s of input{})",
+        header.record_count,
+        header.kind,
+        summary.lines,
+        output.display(),
+        summary.input_bytes as f64 / secs.max(1e-9) / 1e9,
+        if summary.streamed {
+            String::new()
+        } else {
+            format!(", unsorted: merged {} runs", summary.spilled_runs)
+        },
+    );
+    eprintln!(
+        "index: {} bytes, {:.2} bytes per record; prefixes present: {} of {}",
+        summary.file_len,
+        summary.bytes_per_record(),
+        summary.prefixes_present,
+        hibp_mirror::hash::PREFIX_COUNT,
+    );
+    if summary.prefixes_empty() > 0 {
+        eprintln!(
+            "warning: {} prefixes are empty; a complete download has entries in all of them",
+            summary.prefixes_empty()
+        );
+    }
+    if !summary.skipped_files.is_empty() {
+        eprintln!(
+            "warning: ignored {} files not named <PREFIX>.txt, e.g. {}",
+            summary.skipped_files.len(),
+            summary.skipped_files[0]
+        );
+    }
+    Ok(())
 }
 
 fn open_index(path: &Path) -> Result<MappedIndex> {

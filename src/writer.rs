@@ -75,7 +75,10 @@ impl EncodedBlock {
                 format::decode_record_hash(prefix, record, hash);
                 let mut count = format::record_inline_count(record);
                 if count == format::COUNT_ESCAPE {
-                    count = overflow.next().expect("escaped record has an overflow entry").1;
+                    count = overflow
+                        .next()
+                        .expect("escaped record has an overflow entry")
+                        .1;
                 }
                 f(hash, count);
                 index += 1;
@@ -142,6 +145,13 @@ impl<W: Write + Seek> IndexWriter<W> {
         &self.prefix_counts
     }
 
+    /// Flushes the records written so far and hands back the writer, the records per prefix and
+    /// the encoded overflow entries, so a merge can read them again.
+    pub fn into_parts(self) -> io::Result<(W, Vec<u64>, Vec<u8>)> {
+        let out = self.out.into_inner().map_err(|e| e.into_error())?;
+        Ok((out, self.prefix_counts, self.overflow))
+    }
+
     /// Writes the overflow table, the offset table and the header; returns the inner writer
     /// (flushed, not yet synced) and the header written.
     pub fn finish(mut self, label: &str, build_time: u64) -> io::Result<(W, Header)> {
@@ -165,7 +175,8 @@ impl<W: Write + Seek> IndexWriter<W> {
             label: label.to_owned(),
             body_crc: crc.finalize(),
         };
-        self.out.seek(SeekFrom::Start(format::TABLE_OFFSET as u64))?;
+        self.out
+            .seek(SeekFrom::Start(format::TABLE_OFFSET as u64))?;
         self.out.write_all(&table)?;
         self.out.seek(SeekFrom::Start(0))?;
         self.out.write_all(&header.encode())?;
@@ -211,9 +222,7 @@ impl AtomicFile {
     pub fn commit(self) -> io::Result<()> {
         self.temp.as_file().sync_all()?;
         let dir = parent_dir(&self.target).to_owned();
-        self.temp
-            .persist(&self.target)
-            .map_err(|e| e.error)?;
+        self.temp.persist(&self.target).map_err(|e| e.error)?;
         // Make the rename itself durable; not every filesystem allows syncing a directory.
         if let Ok(dir) = File::open(dir) {
             let _ = dir.sync_all();

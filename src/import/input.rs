@@ -1,0 +1,326 @@
+//! Import inputs and how they are cut into chunks of whole lines.
+
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use flate2::read::MultiGzDecoder;
+use memmap2::Mmap;
+
+use super::parse::LineShape;
+use crate::hash::{Prefix, PREFIX_HEX_LEN};
+
+/// Target size of one chunk of dump text. Big enough to amortise per-chunk work, small enough
+/// that a few chunks in flight per thread keep peak memory far below the 256 MiB budget.
+pub(crate) const CHUNK_BYTES: usize = 4 << 20;
+
+/// One thing to import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    /// A plain-text dump, memory-mapped.
+    File(PathBuf),
+    /// A gzip-compressed dump (one or more concatenated gzip members).
+    Gzip(PathBuf),
+    /// A dump on standard input.
+    Stdin,
+    /// A directory of `<PREFIX>.txt` range files, as the official downloader's `-s false` writes.
+    RangeDir(PathBuf),
+}
+
+impl Input {
+    /// Classifies a command-line argument: `-` is stdin, a directory is a range directory, a
+    /// name ending in `.gz` is gzip, anything else a plain dump.
+    pub fn from_arg(arg: &Path) -> Input {
+        if arg.as_os_str() == "-" {
+            Input::Stdin
+        } else if arg.is_dir() {
+            Input::RangeDir(arg.to_owned())
+        } else if arg
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+        {
+            Input::Gzip(arg.to_owned())
+        } else {
+            Input::File(arg.to_owned())
+        }
+    }
+
+    /// How the input is named in messages.
+    pub fn name(&self) -> String {
+        match self {
+            Input::File(p) | Input::Gzip(p) | Input::RangeDir(p) => p.display().to_string(),
+            Input::Stdin => "stdin".into(),
+        }
+    }
+}
+
+/// The bytes of a chunk: a slice of a mapped file, or a buffer read from a stream.
+pub(crate) enum ChunkData {
+    /// `map[start..end]`.
+    Mapped(Arc<Mmap>, usize, usize),
+    /// Bytes read from a decoder, stdin or a small file.
+    Owned(Vec<u8>),
+}
+
+impl ChunkData {
+    pub(crate) fn bytes(&self) -> &[u8] {
+        match self {
+            ChunkData::Mapped(map, start, end) => &map[*start..*end],
+            ChunkData::Owned(v) => v,
+        }
+    }
+}
+
+/// A run of whole lines from one file, with what the consumer needs to number them.
+pub(crate) struct Chunk {
+    /// The file the lines come from, as named in error messages.
+    pub file: Arc<str>,
+    /// Whether this is the file's first chunk (line numbers restart at 1).
+    pub starts_file: bool,
+    /// How the lines name their hash.
+    pub shape: LineShape,
+    /// The text.
+    pub data: ChunkData,
+    /// Input bytes this chunk accounts for, for progress (compressed bytes for gzip).
+    pub source_bytes: u64,
+}
+
+/// Something went wrong reading an input.
+#[derive(Debug)]
+pub(crate) struct InputError {
+    /// The file concerned.
+    pub file: String,
+    /// What happened.
+    pub source: io::Error,
+}
+
+/// Total input size in bytes where it is known up front (not for stdin).
+pub(crate) fn known_size(input: &Input) -> Option<u64> {
+    match input {
+        Input::File(p) | Input::Gzip(p) => fs::metadata(p).ok().map(|m| m.len()),
+        Input::Stdin => None,
+        Input::RangeDir(dir) => Some(
+            range_files(dir)
+                .ok()?
+                .0
+                .iter()
+                .filter_map(|(_, p)| fs::metadata(p).ok())
+                .map(|m| m.len())
+                .sum(),
+        ),
+    }
+}
+
+/// Cuts every input, in order, into chunks and hands each to `emit`; stops early when `emit`
+/// returns `false` (the consumer has gone away). Returns the names of files skipped in range
+/// directories because they are not `<PREFIX>.txt`.
+pub(crate) fn produce_chunks(
+    inputs: &[Input],
+    mut emit: impl FnMut(Result<Chunk, InputError>) -> bool,
+) -> Vec<String> {
+    let mut skipped = Vec::new();
+    for input in inputs {
+        let name: Arc<str> = input.name().into();
+        let fail = |source| InputError {
+            file: name.to_string(),
+            source,
+        };
+        let keep_going = match input {
+            Input::File(path) => match File::open(path).and_then(|f| map_if_nonempty(&f)) {
+                Ok(Some(map)) => cut_mapped(Arc::new(map), &name, &mut emit),
+                Ok(None) => true,
+                Err(e) => emit(Err(fail(e))),
+            },
+            Input::Gzip(path) => match File::open(path) {
+                Ok(file) => {
+                    let counter = CountingReader::new(file);
+                    let bytes_read = counter.count.clone();
+                    let decoder =
+                        MultiGzDecoder::new(io::BufReader::with_capacity(1 << 16, counter));
+                    cut_stream(decoder, &name, Some(bytes_read), &mut emit)
+                }
+                Err(e) => emit(Err(fail(e))),
+            },
+            Input::Stdin => cut_stream(io::stdin().lock(), &name, None, &mut emit),
+            Input::RangeDir(dir) => match range_files(dir) {
+                Ok((files, others)) => {
+                    skipped.extend(others);
+                    files.into_iter().all(|(prefix, path)| {
+                        let file: Arc<str> = path.display().to_string().into();
+                        emit(match fs::read(&path) {
+                            Ok(bytes) => Ok(Chunk {
+                                file,
+                                starts_file: true,
+                                shape: LineShape::Suffix(prefix),
+                                source_bytes: bytes.len() as u64,
+                                data: ChunkData::Owned(bytes),
+                            }),
+                            Err(source) => Err(InputError {
+                                file: file.to_string(),
+                                source,
+                            }),
+                        })
+                    })
+                }
+                Err(e) => emit(Err(fail(e))),
+            },
+        };
+        if !keep_going {
+            break;
+        }
+    }
+    skipped
+}
+
+fn map_if_nonempty(file: &File) -> io::Result<Option<Mmap>> {
+    if file.metadata()?.len() == 0 {
+        return Ok(None);
+    }
+    crate::mmap::map_readonly(file).map(Some)
+}
+
+/// The `<PREFIX>.txt` files of a range directory sorted by prefix, and the names of other files.
+fn range_files(dir: &Path) -> io::Result<(Vec<(Prefix, PathBuf)>, Vec<String>)> {
+    let mut files = Vec::new();
+    let mut others = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let prefix = name
+            .strip_suffix(".txt")
+            .filter(|stem| stem.len() == PREFIX_HEX_LEN)
+            .and_then(|stem| Prefix::parse(stem.as_bytes()).ok());
+        match prefix {
+            Some(prefix) => files.push((prefix, entry.path())),
+            None => others.push(entry.path().display().to_string()),
+        }
+    }
+    files.sort_by_key(|(prefix, _)| *prefix);
+    others.sort();
+    Ok((files, others))
+}
+
+fn cut_mapped(
+    map: Arc<Mmap>,
+    name: &Arc<str>,
+    emit: &mut impl FnMut(Result<Chunk, InputError>) -> bool,
+) -> bool {
+    let len = map.len();
+    let mut start = 0;
+    while start < len {
+        let target = (start + CHUNK_BYTES).min(len);
+        let end = match memchr::memchr(b'\n', &map[target.saturating_sub(1)..]) {
+            Some(i) if target < len => target - 1 + i + 1,
+            _ => len,
+        };
+        let chunk = Chunk {
+            file: name.clone(),
+            starts_file: start == 0,
+            shape: LineShape::FullHash,
+            data: ChunkData::Mapped(map.clone(), start, end),
+            source_bytes: (end - start) as u64,
+        };
+        if !emit(Ok(chunk)) {
+            return false;
+        }
+        start = end;
+    }
+    true
+}
+
+fn cut_stream(
+    mut reader: impl Read,
+    name: &Arc<str>,
+    compressed: Option<Arc<std::sync::atomic::AtomicU64>>,
+    emit: &mut impl FnMut(Result<Chunk, InputError>) -> bool,
+) -> bool {
+    let mut carry: Vec<u8> = Vec::new();
+    let mut first = true;
+    let mut reported = 0u64;
+    loop {
+        let mut buf = std::mem::take(&mut carry);
+        let filled_from = buf.len();
+        buf.resize(filled_from.max(CHUNK_BYTES), 0);
+        let mut filled = filled_from;
+        let mut eof = false;
+        while filled < buf.len() {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(source) => {
+                    return emit(Err(InputError {
+                        file: name.to_string(),
+                        source,
+                    }))
+                }
+            }
+        }
+        buf.truncate(filled);
+        if !eof {
+            match memchr::memrchr(b'\n', &buf) {
+                Some(i) => carry = buf.split_off(i + 1),
+                None => {
+                    // One line longer than a chunk: keep reading until it ends.
+                    carry = buf;
+                    carry.reserve(CHUNK_BYTES);
+                    continue;
+                }
+            }
+        }
+        let source_bytes = match &compressed {
+            Some(count) => {
+                let now = count.load(std::sync::atomic::Ordering::Relaxed);
+                std::mem::replace(&mut reported, now).abs_diff(now)
+            }
+            None => buf.len() as u64,
+        };
+        if !buf.is_empty() || first {
+            let chunk = Chunk {
+                file: name.clone(),
+                starts_file: first,
+                shape: LineShape::FullHash,
+                data: ChunkData::Owned(buf),
+                source_bytes,
+            };
+            first = false;
+            if !emit(Ok(chunk)) {
+                return false;
+            }
+        }
+        if eof {
+            return true;
+        }
+    }
+}
+
+/// Counts the bytes read through it, so gzip progress can follow the compressed file.
+struct CountingReader<R> {
+    /// The underlying reader.
+    inner: R,
+    /// Bytes read so far, shared with the chunk producer.
+    count: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl<R> CountingReader<R> {
+    fn new(inner: R) -> Self {
+        CountingReader {
+            inner,
+            count: Arc::default(),
+        }
+    }
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        Ok(n)
+    }
+}
