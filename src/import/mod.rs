@@ -387,7 +387,7 @@ fn consume(
             let merged = AtomicFile::create(&options.output).map_err(write_err)?;
             let file = merged.file().try_clone().map_err(write_err)?;
             let mut merged_writer = IndexWriter::new(file, kind).map_err(write_err)?;
-            sorter
+            let runs = sorter
                 .merge_into(partial, &mut merged_writer)
                 .map_err(|e| sort_error(e, &files, &options.output))?;
             consumed.spilled_runs = Some(runs);
