@@ -40,11 +40,11 @@ impl EncodedBlock {
     pub fn push(&mut self, hash: &[u8], count: u32) {
         let record_len = format::record_len(self.kind);
         let index = self.len() as u32;
-        let at = self.records.len();
-        self.records.resize(at + record_len, 0);
-        if format::encode_record(hash, count, &mut self.records[at..]) {
+        let mut record = [0u8; crate::hash::MAX_HASH_LEN];
+        if format::encode_record(hash, count, &mut record[..record_len]) {
             self.overflow.push((index, count));
         }
+        self.records.extend_from_slice(&record[..record_len]);
         let prefix = prefix_of(hash);
         match self.prefix_runs.last_mut() {
             Some((p, n)) if *p == prefix => *n += 1,
@@ -218,9 +218,11 @@ impl AtomicFile {
         self.temp.path()
     }
 
-    /// Syncs the file, renames it over the target and syncs the directory.
-    pub fn commit(self) -> io::Result<()> {
-        self.temp.as_file().sync_all()?;
+    /// Syncs the file (when `fsync`), renames it over the target and syncs the directory.
+    pub fn commit(self, fsync: bool) -> io::Result<()> {
+        if fsync {
+            self.temp.as_file().sync_all()?;
+        }
         let dir = parent_dir(&self.target).to_owned();
         self.temp.persist(&self.target).map_err(|e| e.error)?;
         // Make the rename itself durable; not every filesystem allows syncing a directory.

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
-use memmap2::Mmap;
 
 use super::parse::LineShape;
 use crate::hash::{Prefix, PREFIX_HEX_LEN};
@@ -55,23 +54,6 @@ impl Input {
     }
 }
 
-/// The bytes of a chunk: a slice of a mapped file, or a buffer read from a stream.
-pub(crate) enum ChunkData {
-    /// `map[start..end]`.
-    Mapped(Arc<Mmap>, usize, usize),
-    /// Bytes read from a decoder, stdin or a small file.
-    Owned(Vec<u8>),
-}
-
-impl ChunkData {
-    pub(crate) fn bytes(&self) -> &[u8] {
-        match self {
-            ChunkData::Mapped(map, start, end) => &map[*start..*end],
-            ChunkData::Owned(v) => v,
-        }
-    }
-}
-
 /// A run of whole lines from one file, with what the consumer needs to number them.
 pub(crate) struct Chunk {
     /// The file the lines come from, as named in error messages.
@@ -80,8 +62,9 @@ pub(crate) struct Chunk {
     pub starts_file: bool,
     /// How the lines name their hash.
     pub shape: LineShape,
-    /// The text.
-    pub data: ChunkData,
+    /// The text. Files are read, not mapped: a mapping would count the whole dump as resident
+    /// memory and fault page by page, and a read costs one copy that parsing hides.
+    pub data: Vec<u8>,
     /// Input bytes this chunk accounts for, for progress (compressed bytes for gzip).
     pub source_bytes: u64,
 }
@@ -127,9 +110,8 @@ pub(crate) fn produce_chunks(
             source,
         };
         let keep_going = match input {
-            Input::File(path) => match File::open(path).and_then(|f| map_if_nonempty(&f)) {
-                Ok(Some(map)) => cut_mapped(Arc::new(map), &name, &mut emit),
-                Ok(None) => true,
+            Input::File(path) => match File::open(path) {
+                Ok(file) => cut_stream(file, &name, None, &mut emit),
                 Err(e) => emit(Err(fail(e))),
             },
             Input::Gzip(path) => match File::open(path) {
@@ -154,7 +136,7 @@ pub(crate) fn produce_chunks(
                                 starts_file: true,
                                 shape: LineShape::Suffix(prefix),
                                 source_bytes: bytes.len() as u64,
-                                data: ChunkData::Owned(bytes),
+                                data: bytes,
                             }),
                             Err(source) => Err(InputError {
                                 file: file.to_string(),
@@ -171,13 +153,6 @@ pub(crate) fn produce_chunks(
         }
     }
     skipped
-}
-
-fn map_if_nonempty(file: &File) -> io::Result<Option<Mmap>> {
-    if file.metadata()?.len() == 0 {
-        return Ok(None);
-    }
-    crate::mmap::map_readonly(file).map(Some)
 }
 
 /// The `<PREFIX>.txt` files of a range directory sorted by prefix, and the names of other files.
@@ -200,34 +175,6 @@ fn range_files(dir: &Path) -> io::Result<(Vec<(Prefix, PathBuf)>, Vec<String>)> 
     files.sort_by_key(|(prefix, _)| *prefix);
     others.sort();
     Ok((files, others))
-}
-
-fn cut_mapped(
-    map: Arc<Mmap>,
-    name: &Arc<str>,
-    emit: &mut impl FnMut(Result<Chunk, InputError>) -> bool,
-) -> bool {
-    let len = map.len();
-    let mut start = 0;
-    while start < len {
-        let target = (start + CHUNK_BYTES).min(len);
-        let end = match memchr::memchr(b'\n', &map[target.saturating_sub(1)..]) {
-            Some(i) if target < len => target - 1 + i + 1,
-            _ => len,
-        };
-        let chunk = Chunk {
-            file: name.clone(),
-            starts_file: start == 0,
-            shape: LineShape::FullHash,
-            data: ChunkData::Mapped(map.clone(), start, end),
-            source_bytes: (end - start) as u64,
-        };
-        if !emit(Ok(chunk)) {
-            return false;
-        }
-        start = end;
-    }
-    true
 }
 
 fn cut_stream(
@@ -285,7 +232,7 @@ fn cut_stream(
                 file: name.clone(),
                 starts_file: first,
                 shape: LineShape::FullHash,
-                data: ChunkData::Owned(buf),
+                data: buf,
                 source_bytes,
             };
             first = false;

@@ -49,6 +49,9 @@ pub struct ImportOptions {
     pub sort_memory: usize,
     /// Progress display; `ProgressBar::hidden()` for none.
     pub progress: ProgressBar,
+    /// Fsync the index before renaming it into place (crash-safe). Turning it off is only for
+    /// scratch builds: after a power loss the new name may hold an incomplete file.
+    pub fsync: bool,
 }
 
 impl ImportOptions {
@@ -60,6 +63,7 @@ impl ImportOptions {
             kind: None,
             sort_memory: DEFAULT_SORT_MEMORY,
             progress: ProgressBar::hidden(),
+            fsync: true,
         }
     }
 }
@@ -195,8 +199,8 @@ pub fn import(options: &ImportOptions) -> Result<ImportSummary, ImportError> {
     let merged = consumed.merged.take();
     let file_len = header.expected_file_len().unwrap_or(0);
     match merged {
-        Some(merged) => merged.commit().map_err(write_err)?,
-        None => out.commit().map_err(write_err)?,
+        Some(merged) => merged.commit(options.fsync).map_err(write_err)?,
+        None => out.commit(options.fsync).map_err(write_err)?,
     }
     options.progress.finish_and_clear();
     Ok(ImportSummary {
@@ -247,9 +251,9 @@ fn parse_batches(
             return Ok(());
         }
         if kind.is_none() {
-            let first = batch.iter().find(|c| !c.data.bytes().is_empty());
+            let first = batch.iter().find(|c| !c.data.is_empty());
             if let Some(first) = first {
-                kind = parse::detect_kind(first.data.bytes(), first.shape);
+                kind = parse::detect_kind(&first.data, first.shape);
                 if kind.is_none() {
                     let _ = kind_cell.set(None);
                     return Err(ImportError::Line {
@@ -267,7 +271,7 @@ fn parse_batches(
         let parsed: Vec<Parsed> = batch
             .into_par_iter()
             .map(|chunk| Parsed {
-                result: parse::parse_chunk(chunk.data.bytes(), kind, chunk.shape),
+                result: parse::parse_chunk(&chunk.data, kind, chunk.shape),
                 file: chunk.file,
                 starts_file: chunk.starts_file,
                 source_bytes: chunk.source_bytes,
@@ -322,8 +326,6 @@ fn consume(
     let mut last: Option<[u8; MAX_HASH_LEN]> = None;
     let mut sorter: Option<(Sorter, PartialIndex)> = None;
     let mut consumed = Consumed::default();
-    let n = kind.len();
-
     for parsed in batches.iter().flatten() {
         if parsed.starts_file || files.is_empty() {
             files.push(parsed.file.clone());
@@ -342,7 +344,7 @@ fn consume(
         if let (Some(writer), true) = (&mut streaming, chunk.lines > 0) {
             let in_order = match &last {
                 None => true,
-                Some(last) => match chunk.first[..n].cmp(&last[..n]) {
+                Some(last) => match parse::cmp_hash(&chunk.first, last) {
                     std::cmp::Ordering::Greater => true,
                     std::cmp::Ordering::Equal => {
                         return Err(ImportError::Line {

@@ -141,7 +141,7 @@ pub(crate) fn parse_chunk(
         if line == 1 {
             first = hash;
         } else {
-            match hash[..n].cmp(&previous[..n]) {
+            match cmp_hash(&hash, &previous) {
                 std::cmp::Ordering::Greater => {}
                 std::cmp::Ordering::Equal => {
                     return Err(fault(
@@ -162,6 +162,14 @@ pub(crate) fn parse_chunk(
         last: previous,
         sorted,
     })
+}
+
+/// Compares two zero-padded hashes; two integer compares instead of a `memcmp` call.
+#[inline]
+pub(crate) fn cmp_hash(a: &[u8; MAX_HASH_LEN], b: &[u8; MAX_HASH_LEN]) -> std::cmp::Ordering {
+    let head = |h: &[u8; MAX_HASH_LEN]| u128::from_be_bytes(h[..16].try_into().expect("16"));
+    let tail = |h: &[u8; MAX_HASH_LEN]| u32::from_be_bytes(h[16..].try_into().expect("4"));
+    head(a).cmp(&head(b)).then_with(|| tail(a).cmp(&tail(b)))
 }
 
 /// Decodes an odd-length suffix (35 or 27 hex) of `prefix` into the full hash bytes `out`.

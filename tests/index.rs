@@ -1,0 +1,144 @@
+//! Opening and verifying indexes: every kind of corruption is refused with a clear error.
+
+mod support;
+
+use hibp_mirror::format::{self, HEADER_LEN, RECORDS_OFFSET, TABLE_OFFSET};
+use hibp_mirror::writer::build_in_memory;
+use hibp_mirror::{Index, OpenError, VerifyError};
+use support::{assert_matches, kind_of, Synth};
+
+fn built(synth: &Synth) -> Vec<u8> {
+    let entries: Vec<_> = synth.entries().collect();
+    build_in_memory(
+        kind_of(synth),
+        entries.iter().map(|(h, c)| (&h[..synth.hash_len], *c)),
+        "test corpus",
+        1_700_000_000,
+    )
+}
+
+fn corpus() -> (Synth, Vec<u8>) {
+    let synth = Synth::new(20, 3, 8192, 300);
+    let bytes = built(&synth);
+    (synth, bytes)
+}
+
+fn open_error(bytes: Vec<u8>) -> String {
+    match Index::open(bytes) {
+        Ok(_) => panic!("a damaged index opened"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn built_index_round_trips_both_kinds() {
+    for hash_len in [20, 16] {
+        let synth = Synth::new(hash_len, 9, 8192, 300);
+        let index = Index::open(built(&synth)).unwrap();
+        assert_matches(&index, &synth);
+        assert_eq!(index.header().label, "test corpus");
+        assert_eq!(index.header().build_time, 1_700_000_000);
+    }
+}
+
+#[test]
+fn truncated_file_is_refused() {
+    let (_, bytes) = corpus();
+    for keep in [0, 10, HEADER_LEN, RECORDS_OFFSET, bytes.len() - 1] {
+        let message = open_error(bytes[..keep].to_vec());
+        assert!(
+            message.contains("too short") || message.contains("truncated"),
+            "{keep}: {message}"
+        );
+    }
+}
+
+#[test]
+fn appended_bytes_are_refused() {
+    let (_, mut bytes) = corpus();
+    bytes.push(0);
+    assert!(open_error(bytes).contains("truncated or appended"));
+}
+
+#[test]
+fn wrong_magic_is_refused() {
+    let (_, mut bytes) = corpus();
+    bytes[0] = b'X';
+    assert!(open_error(bytes).contains("not a hibp-mirror index"));
+}
+
+#[test]
+fn unknown_version_is_refused() {
+    let (_, mut bytes) = corpus();
+    bytes[8] = 99;
+    let err = Index::open(bytes).err().unwrap();
+    assert!(matches!(
+        err,
+        OpenError::Header(format::HeaderError::Version {
+            expected: 1,
+            got: 99
+        })
+    ));
+    assert!(err.to_string().contains("re-run `hibp-mirror import`"));
+}
+
+#[test]
+fn every_flipped_header_byte_is_refused() {
+    let (_, bytes) = corpus();
+    for at in 8..HEADER_LEN {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 0x40;
+        assert!(
+            Index::open(damaged).is_err(),
+            "flipped header byte {at} was accepted"
+        );
+    }
+}
+
+#[test]
+fn offsets_going_backwards_are_refused() {
+    let (_, mut bytes) = corpus();
+    // Make prefix 00010's start greater than prefix 00011's start.
+    let at = TABLE_OFFSET + 0x10 * 8;
+    bytes[at..at + 8].copy_from_slice(&u64::MAX.to_le_bytes());
+    let message = open_error(bytes);
+    assert!(
+        message.contains("offsets go backwards at prefix 00011"),
+        "{message}"
+    );
+}
+
+#[test]
+fn flipped_record_byte_is_caught_by_verify() {
+    let (synth, bytes) = corpus();
+    let mut damaged = bytes.clone();
+    let at = RECORDS_OFFSET + 19 * 5 + 3;
+    damaged[at] ^= 0x01;
+    let index = Index::open(damaged).expect("record damage is not visible at open");
+    assert!(matches!(index.verify(), Err(VerifyError::Checksum { .. })));
+    assert_matches(&Index::open(bytes).unwrap(), &synth);
+}
+
+#[test]
+fn records_out_of_order_are_caught_by_verify_even_with_a_matching_checksum() {
+    let (_, mut bytes) = corpus();
+    // Swap the first two records of prefix 00000 and fix the body checksum, so only the order
+    // check can notice.
+    let (a, b) = (RECORDS_OFFSET, RECORDS_OFFSET + 19);
+    let first: Vec<u8> = bytes[a..b].to_vec();
+    bytes.copy_within(b..b + 19, a);
+    bytes[b..b + 19].copy_from_slice(&first);
+    let header = format::Header::decode(&bytes, bytes.len() as u64).unwrap();
+    let fixed = format::Header {
+        body_crc: crc32fast::hash(&bytes[HEADER_LEN..]),
+        ..header
+    };
+    bytes[..HEADER_LEN].copy_from_slice(&fixed.encode());
+    let index = Index::open(bytes).unwrap();
+    let err = index.verify().unwrap_err();
+    assert!(
+        matches!(err, VerifyError::Order { position: 1, .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("prefix 00000"), "{err}");
+}
