@@ -24,6 +24,8 @@ pub enum HashKind {
     Ntlm,
 }
 
+// A hash kind is never empty, so `is_empty` would be meaningless.
+#[allow(clippy::len_without_is_empty)]
 impl HashKind {
     /// Length of a full hash in bytes.
     pub const fn len(self) -> usize {

@@ -133,7 +133,7 @@ fn main() -> io::Result<()> {
                     .map(|&(pw, count)| (kind.hash_password(pw).to_hex(), count))
                     .collect();
                 let synth = Synth::new(kind.len(), 2026, 1, 0);
-                let mut rng = SplitMix64::new(0x5A3F_1E ^ kind.len() as u64);
+                let mut rng = SplitMix64::new(0x005A_3F1E ^ kind.len() as u64);
                 for _ in 0..SAMPLE_FILLER {
                     let mut hash = [0u8; synth::MAX_LEN];
                     rng.fill(&mut hash[..kind.len()]);

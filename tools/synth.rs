@@ -77,7 +77,7 @@ impl Synth {
             hash[..self.hash_len].fill(0xFF);
             out.push((hash, 1));
         }
-        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        out.sort_unstable_by_key(|e| e.0);
         out.dedup_by(|a, b| a.0 == b.0);
         out
     }

@@ -155,8 +155,10 @@ pub(crate) fn produce_chunks(
     skipped
 }
 
-/// The `<PREFIX>.txt` files of a range directory sorted by prefix, and the names of other files.
-fn range_files(dir: &Path) -> io::Result<(Vec<(Prefix, PathBuf)>, Vec<String>)> {
+/// A range directory's `<PREFIX>.txt` files sorted by prefix, and the names of other files.
+type RangeListing = (Vec<(Prefix, PathBuf)>, Vec<String>);
+
+fn range_files(dir: &Path) -> io::Result<RangeListing> {
     let mut files = Vec::new();
     let mut others = Vec::new();
     for entry in fs::read_dir(dir)? {
