@@ -423,6 +423,23 @@ fn sort_error(e: SortError, files: &[Arc<str>], output: &Path) -> ImportError {
     }
 }
 
+/// Parses in-memory dump text (`HASH:COUNT` lines of one kind, in any order) into encoded
+/// records, exactly as the importer parses each chunk; `file` names the text in errors. Useful for
+/// benchmarks and for callers holding a small dump in memory.
+pub fn parse_dump_text(
+    text: &[u8],
+    kind: HashKind,
+    file: &str,
+) -> Result<crate::writer::EncodedBlock, ImportError> {
+    parse::parse_chunk(text, kind, parse::LineShape::FullHash)
+        .map(|chunk| chunk.block)
+        .map_err(|fault| ImportError::Line {
+            file: file.to_owned(),
+            line: fault.line,
+            message: fault.message,
+        })
+}
+
 /// The source label stored in the header: the input names.
 fn label(inputs: &[Input]) -> String {
     let names: Vec<String> = inputs.iter().map(Input::name).collect();
