@@ -38,13 +38,22 @@ impl EncodedBlock {
     /// Appends `hash` (full hash bytes of the block's kind) with `count`.
     #[inline]
     pub fn push(&mut self, hash: &[u8], count: u32) {
-        let record_len = format::record_len(self.kind);
-        let index = self.len() as u32;
-        let mut record = [0u8; crate::hash::MAX_HASH_LEN];
-        if format::encode_record(hash, count, &mut record[..record_len]) {
+        // One arm per kind so every copy has a constant length and inlines (no memcpy call).
+        match self.kind {
+            HashKind::Sha1 => self.push_sized::<19>(hash, count),
+            HashKind::Ntlm => self.push_sized::<15>(hash, count),
+        }
+    }
+
+    #[inline(always)]
+    fn push_sized<const RECORD_LEN: usize>(&mut self, hash: &[u8], count: u32) {
+        let hash = &hash[..RECORD_LEN + 1];
+        let index = (self.records.len() / RECORD_LEN) as u32;
+        let mut record = [0u8; RECORD_LEN];
+        if format::encode_record(hash, count, &mut record) {
             self.overflow.push((index, count));
         }
-        self.records.extend_from_slice(&record[..record_len]);
+        self.records.extend_from_slice(&record);
         let prefix = prefix_of(hash);
         match self.prefix_runs.last_mut() {
             Some((p, n)) if *p == prefix => *n += 1,

@@ -28,10 +28,13 @@ bin=target/release
 dir=${BENCH_DIR:-bench-data}
 mkdir -p "$dir"
 
-# best_of CMD...: prints the best wall time in seconds over $rounds runs.
+# best_of CMD...: prints the best wall time in seconds over $rounds runs. When $fresh names a
+# file, it is deleted (untimed) before each run, so every import writes a new file.
+fresh=""
 best_of() {
   local best=""
   for _ in $(seq "$rounds"); do
+    if [ -n "$fresh" ]; then rm -f "$fresh"; sync; fi
     local t
     /usr/bin/time -o "$dir/.time" -f "%e" "$@" >/dev/null 2>&1
     t=$(tail -n1 "$dir/.time")
@@ -48,8 +51,11 @@ for prefixes in "${prefix_counts[@]}"; do
   cat "$dump" >/dev/null # warm the page cache
   out="$dir/dense-$prefixes.idx"
   wc_s=$(best_of wc -l "$dump")
+  # Each timed import writes a fresh file (replacing an old index also frees its page cache).
+  fresh=$out
   import_s=$(best_of "$bin/hibp-mirror" import --quiet "$dump" -o "$out")
   nosync_s=$(best_of "$bin/hibp-mirror" import --quiet --no-fsync "$dump" -o "$out")
+  fresh=""
   /usr/bin/time -o "$dir/.time" -f "%M" "$bin/hibp-mirror" import --quiet "$dump" -o "$out" >/dev/null 2>&1
   rss_kb=$(tail -n1 "$dir/.time")
   records=$(grep -c '' "$dump")

@@ -100,6 +100,7 @@ pub(crate) fn known_size(input: &Input) -> Option<u64> {
 /// directories because they are not `<PREFIX>.txt`.
 pub(crate) fn produce_chunks(
     inputs: &[Input],
+    pool: &BufferPool,
     mut emit: impl FnMut(Result<Chunk, InputError>) -> bool,
 ) -> Vec<String> {
     let mut skipped = Vec::new();
@@ -111,7 +112,7 @@ pub(crate) fn produce_chunks(
         };
         let keep_going = match input {
             Input::File(path) => match File::open(path) {
-                Ok(file) => cut_stream(file, &name, None, &mut emit),
+                Ok(file) => cut_stream(file, &name, None, pool, &mut emit),
                 Err(e) => emit(Err(fail(e))),
             },
             Input::Gzip(path) => match File::open(path) {
@@ -120,11 +121,11 @@ pub(crate) fn produce_chunks(
                     let bytes_read = counter.count.clone();
                     let decoder =
                         MultiGzDecoder::new(io::BufReader::with_capacity(1 << 16, counter));
-                    cut_stream(decoder, &name, Some(bytes_read), &mut emit)
+                    cut_stream(decoder, &name, Some(bytes_read), pool, &mut emit)
                 }
                 Err(e) => emit(Err(fail(e))),
             },
-            Input::Stdin => cut_stream(io::stdin().lock(), &name, None, &mut emit),
+            Input::Stdin => cut_stream(io::stdin().lock(), &name, None, pool, &mut emit),
             Input::RangeDir(dir) => match range_files(dir) {
                 Ok((files, others)) => {
                     skipped.extend(others);
@@ -183,24 +184,22 @@ fn cut_stream(
     mut reader: impl Read,
     name: &Arc<str>,
     compressed: Option<Arc<std::sync::atomic::AtomicU64>>,
+    pool: &BufferPool,
     emit: &mut impl FnMut(Result<Chunk, InputError>) -> bool,
 ) -> bool {
     let mut carry: Vec<u8> = Vec::new();
     let mut first = true;
     let mut reported = 0u64;
     loop {
-        let mut buf = std::mem::take(&mut carry);
-        let filled_from = buf.len();
-        buf.resize(filled_from.max(CHUNK_BYTES), 0);
-        let mut filled = filled_from;
-        let mut eof = false;
-        while filled < buf.len() {
-            match reader.read(&mut buf[filled..]) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                Ok(n) => filled += n,
+        let mut buf = pool.take();
+        buf.extend_from_slice(&carry);
+        carry.clear();
+        // `take` + `read_to_end` fills spare capacity without zeroing it first.
+        let want = CHUNK_BYTES.saturating_sub(buf.len()).max(1 << 16) as u64;
+        let before = buf.len();
+        let eof = loop {
+            match (&mut reader).take(want).read_to_end(&mut buf) {
+                Ok(n) => break (n as u64) < want,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(source) => {
                     return emit(Err(InputError {
@@ -209,23 +208,22 @@ fn cut_stream(
                     }))
                 }
             }
-        }
-        buf.truncate(filled);
+        };
         if !eof {
-            match memchr::memrchr(b'\n', &buf) {
-                Some(i) => carry = buf.split_off(i + 1),
+            match memchr::memrchr(b'\n', &buf[before.min(buf.len())..]) {
+                Some(i) => carry.extend_from_slice(&buf[before + i + 1..]),
                 None => {
                     // One line longer than a chunk: keep reading until it ends.
                     carry = buf;
-                    carry.reserve(CHUNK_BYTES);
                     continue;
                 }
             }
+            buf.truncate(buf.len() - carry.len());
         }
         let source_bytes = match &compressed {
             Some(count) => {
                 let now = count.load(std::sync::atomic::Ordering::Relaxed);
-                std::mem::replace(&mut reported, now).abs_diff(now)
+                now - std::mem::replace(&mut reported, now)
             }
             None => buf.len() as u64,
         };
@@ -244,6 +242,34 @@ fn cut_stream(
         }
         if eof {
             return true;
+        }
+    }
+}
+
+/// Chunk buffers handed back by the parsers for reuse, so reading never waits on fresh,
+/// zero-filled allocations.
+pub(crate) struct BufferPool {
+    /// Returned buffers.
+    returned: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+/// The parsers' end of a [`BufferPool`].
+pub(crate) type BufferReturn = std::sync::mpsc::Sender<Vec<u8>>;
+
+impl BufferPool {
+    /// A pool and the sender the parsers return buffers through.
+    pub(crate) fn new() -> (BufferPool, BufferReturn) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        (BufferPool { returned: rx }, tx)
+    }
+
+    fn take(&self) -> Vec<u8> {
+        match self.returned.try_recv() {
+            Ok(mut buf) if buf.capacity() >= CHUNK_BYTES => {
+                buf.clear();
+                buf
+            }
+            _ => Vec::with_capacity(CHUNK_BYTES + (1 << 16)),
         }
     }
 }

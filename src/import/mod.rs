@@ -166,8 +166,9 @@ pub fn import(options: &ImportOptions) -> Result<ImportSummary, ImportError> {
 
     let kind_cell = std::sync::OnceLock::new();
     let (consumed, skipped) = std::thread::scope(|scope| {
+        let (pool, pool_return) = input::BufferPool::new();
         let reader = scope.spawn(move || {
-            input::produce_chunks(&options.inputs, |chunk| chunk_tx.send(chunk).is_ok())
+            input::produce_chunks(&options.inputs, &pool, |chunk| chunk_tx.send(chunk).is_ok())
         });
         let kind_cell = &kind_cell;
         let out = &out;
@@ -176,7 +177,14 @@ pub fn import(options: &ImportOptions) -> Result<ImportSummary, ImportError> {
             let kind = *kind_cell.wait();
             consume(batch_rx, kind, out, scratch_dir, options)
         });
-        let parsed = parse_batches(&chunk_rx, batch_len, options.kind, kind_cell, &batch_tx);
+        let parsed = parse_batches(
+            &chunk_rx,
+            batch_len,
+            options.kind,
+            kind_cell,
+            &batch_tx,
+            &pool_return,
+        );
         drop(batch_tx);
         drop(chunk_rx);
         if kind_cell.get().is_none() {
@@ -236,6 +244,7 @@ fn parse_batches(
     given_kind: Option<HashKind>,
     kind_cell: &std::sync::OnceLock<Option<HashKind>>,
     batches: &std::sync::mpsc::SyncSender<Vec<Parsed>>,
+    pool_return: &input::BufferReturn,
 ) -> Result<(), ImportError> {
     let mut kind = given_kind;
     loop {
@@ -270,11 +279,15 @@ fn parse_batches(
         let _ = kind_cell.set(Some(kind));
         let parsed: Vec<Parsed> = batch
             .into_par_iter()
-            .map(|chunk| Parsed {
-                result: parse::parse_chunk(&chunk.data, kind, chunk.shape),
-                file: chunk.file,
-                starts_file: chunk.starts_file,
-                source_bytes: chunk.source_bytes,
+            .map_with(pool_return.clone(), |pool_return, chunk| {
+                let result = parse::parse_chunk(&chunk.data, kind, chunk.shape);
+                let _ = pool_return.send(chunk.data);
+                Parsed {
+                    result,
+                    file: chunk.file,
+                    starts_file: chunk.starts_file,
+                    source_bytes: chunk.source_bytes,
+                }
             })
             .collect();
         if batches.send(parsed).is_err() {
