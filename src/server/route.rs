@@ -71,7 +71,7 @@ impl Route {
     /// of `/checkhash`, and nothing of an unknown path (it could hold a hash too).
     pub fn redact(self, path: &str) -> RedactedPath {
         let prefix = match self {
-            Route::Range => Prefix::parse(path[RANGE_PATH.len()..].as_bytes()).ok(),
+            Route::Range => Prefix::parse(&path.as_bytes()[RANGE_PATH.len()..]).ok(),
             _ => None,
         };
         RedactedPath {
