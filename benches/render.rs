@@ -153,7 +153,8 @@ fn main() {
     let mut criterion = Criterion::default().configure_from_args();
     benches(&mut criterion);
     criterion.final_summary();
-    if !std::env::args().any(|a| a == "--test" || a == "--list") {
+    let quick = std::env::args().any(|a| a == "--test" || a == "--list");
+    if !quick && std::env::var_os("RENDER_BENCH_NO_SUMMARY").is_none() {
         summary();
     }
 }

@@ -39,27 +39,46 @@ pub fn render_range(range: Range<'_>) -> Vec<u8> {
 /// that padding never reallocates.
 pub fn range_capacity(kind: HashKind, len: usize) -> usize {
     let suffix = kind.suffix_hex_len();
-    len * (suffix + 1 + 10 + 2) + PADDING_MAX_ROWS * (2 + suffix + 2)
+    len * (suffix + 1 + 10 + 2) + PADDING_MAX_ROWS * (2 + suffix + 2) + MAX_LINE
 }
 
 /// Appends the rendered range to `out` (see [`render_range`]); `out` should be empty.
+///
+/// Each line is written in place at the end of `out`: the line's room is first extended with
+/// zeros (a constant-size store), then the hex suffix, `:` and count are written over it, and
+/// `out` is cut back to the line's real length. Assembling lines in a stack buffer and copying
+/// them instead costs twice as much: reading back bytes just written by differently sized
+/// stores defeats the CPU's store-to-load forwarding.
 pub fn render_range_into(range: Range<'_>, out: &mut Vec<u8>) {
     let suffix_len = range.kind().suffix_hex_len();
-    let mut line = [0u8; MAX_LINE];
-    line[0] = b'\r';
-    line[1] = b'\n';
-    line[2 + suffix_len] = b':';
-    let digits_at = 3 + suffix_len;
+    out.reserve(range_capacity(range.kind(), range.len()));
     let mut number = itoa::Buffer::new();
-    // The first line has no CRLF before it.
-    let mut start = 2;
+    let mut first = true;
     for entry in range.iter() {
-        entry.write_suffix_hex(&mut line[2..2 + suffix_len]);
-        let digits = number.format(entry.count()).as_bytes();
-        let end = digits_at + digits.len();
-        line[digits_at..end].copy_from_slice(digits);
-        out.extend_from_slice(&line[start..end]);
-        start = 0;
+        let at = out.len();
+        out.extend_from_slice(&[0u8; MAX_LINE]);
+        let line = &mut out[at..];
+        let mut pos = 0;
+        if !first {
+            line[..2].copy_from_slice(b"\r\n");
+            pos = 2;
+        }
+        first = false;
+        entry.write_suffix_hex(&mut line[pos..pos + suffix_len]);
+        pos += suffix_len;
+        line[pos] = b':';
+        pos += 1;
+        let count = entry.count();
+        if count < 10 {
+            // Most counts in the real corpus are single digits.
+            line[pos] = b'0' + count as u8;
+            pos += 1;
+        } else {
+            let digits = number.format(count).as_bytes();
+            line[pos..pos + digits.len()].copy_from_slice(digits);
+            pos += digits.len();
+        }
+        out.truncate(at + pos);
     }
 }
 
