@@ -13,6 +13,7 @@
 //! - [`import`]: dump files, gzip, stdin and per-prefix directories in; an index out.
 //! - [`sample`]: the bundled sample corpus from `data/`, as in-memory indexes.
 //! - [`severity`]: breach counts mapped to tiers (`none` ... `critical`) with configurable thresholds.
+//! - [`server`]: the HTTP server (`/range`, `/checkhash`, `/healthz`, `/metrics`) with hot reload.
 
 pub mod format;
 pub mod hash;
@@ -20,6 +21,7 @@ pub mod import;
 pub mod index;
 pub mod mmap;
 pub mod sample;
+pub mod server;
 pub mod severity;
 pub mod writer;
 

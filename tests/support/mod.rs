@@ -1,18 +1,176 @@
-//! Shared fixtures: the seeded generator from `tools/` and ground-truth checks.
+//! Shared fixtures: the seeded generator from `tools/`, ground-truth checks, generated index
+//! files, and a server on `127.0.0.1:0` that each test starts and stops itself.
 #![allow(dead_code)] // each test binary uses a different part
 
 #[path = "../../tools/synth.rs"]
 pub mod synth;
 
-use hibp_mirror::{HashKind, Index, Prefix};
-pub use synth::Synth;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// The kind whose hashes have `synth.hash_len` bytes.
+use hibp_mirror::server::{self, App, Config, Handler, IndexSet, IndexSource};
+use hibp_mirror::{writer, HashKind, Index, Prefix};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+#[allow(unused_imports)]
+pub use synth::{SplitMix64, Synth};
+
+/// The kind of a generated corpus.
 pub fn kind_of(synth: &Synth) -> HashKind {
     match synth.hash_len {
         20 => HashKind::Sha1,
         _ => HashKind::Ntlm,
     }
+}
+
+/// A whole generated corpus as index bytes.
+pub fn index_bytes(synth: &Synth, build_time: u64) -> Vec<u8> {
+    let entries: Vec<_> = synth.entries().collect();
+    writer::build_in_memory(
+        kind_of(synth),
+        entries.iter().map(|(h, c)| (&h[..synth.hash_len], *c)),
+        &format!("synth seed {}", synth.seed),
+        build_time,
+    )
+}
+
+/// Writes `bytes` to `path` the way `import` does: a temporary file in the same directory, then
+/// a rename over the target.
+pub fn replace_file(path: &Path, bytes: &[u8]) {
+    let temp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&temp, bytes).unwrap();
+    std::fs::rename(&temp, path).unwrap();
+}
+
+/// Writes a generated corpus to `dir/name` and returns the path.
+pub fn write_index(dir: &Path, name: &str, synth: &Synth, build_time: u64) -> PathBuf {
+    let path = dir.join(name);
+    replace_file(&path, &index_bytes(synth, build_time));
+    path
+}
+
+/// Test settings: no SIGHUP handler and no file watching unless a test asks for them.
+pub fn test_config() -> Config {
+    Config {
+        watch_interval: None,
+        reload_on_sighup: false,
+        ..Config::default()
+    }
+}
+
+/// A server running on `127.0.0.1:0` until [`TestServer::stop`].
+pub struct TestServer<H: Handler = App> {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The application, to reach indexes and metrics directly.
+    pub handler: Arc<H>,
+    /// Fires the shutdown future.
+    stop: Option<oneshot::Sender<()>>,
+    /// The server task; yields `run`'s result.
+    task: Option<JoinHandle<Result<(), server::ServeError>>>,
+}
+
+impl TestServer<App> {
+    /// Serves `indexes` with `config` through [`server::run`].
+    pub async fn start(indexes: IndexSet, config: Config) -> TestServer<App> {
+        let app = Arc::new(App::new(Arc::new(indexes), config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::run(listener, app.clone(), async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            handler: app,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Serves index files at the given paths.
+    pub async fn start_files(sha1: Option<&Path>, ntlm: Option<&Path>, config: Config) -> Self {
+        let indexes = IndexSet::open(
+            sha1.map(|p| IndexSource::File(p.to_owned())),
+            ntlm.map(|p| IndexSource::File(p.to_owned())),
+        )
+        .unwrap();
+        Self::start(indexes, config).await
+    }
+}
+
+impl<H: Handler> TestServer<H> {
+    /// Serves any handler through [`server::serve`] (no reload tasks).
+    pub async fn start_handler(handler: Arc<H>) -> TestServer<H> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server::serve(listener, handler.clone(), async {
+            let _ = stopped.await;
+        }));
+        TestServer {
+            addr,
+            handler,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Signals shutdown without waiting.
+    pub fn begin_stop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
+    /// Signals shutdown and waits for the server to return.
+    pub async fn stop(mut self) {
+        self.begin_stop();
+        self.task
+            .take()
+            .unwrap()
+            .await
+            .expect("server task")
+            .expect("server result");
+    }
+
+    /// Waits for the server to return after [`TestServer::begin_stop`].
+    pub async fn join(mut self) -> Result<(), server::ServeError> {
+        self.task.take().unwrap().await.expect("server task")
+    }
+}
+
+/// An HTTP client that never asks for compression, so bodies arrive as sent.
+pub fn identity_client() -> reqwest::Client {
+    reqwest::Client::builder().no_gzip().build().unwrap()
+}
+
+/// Sends raw bytes on a fresh connection and reads until the server closes it.
+pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).await.unwrap();
+    out
+}
+
+/// Decodes a gzip body.
+pub fn gunzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(data)
+        .read_to_end(&mut out)
+        .expect("valid gzip");
+    out
 }
 
 /// The corpus as dump text.

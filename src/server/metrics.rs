@@ -1,0 +1,251 @@
+//! Request counters and latency histograms, exposed in the Prometheus text format.
+//!
+//! Labels are the route name and status code only: never a path, prefix or hash.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::hash::HashKind;
+
+use super::indexes::{unix_now, IndexSet};
+use super::Route;
+
+/// Status codes counted individually; anything else is counted as `other`.
+const STATUSES: [u16; 9] = [200, 204, 304, 400, 404, 405, 500, 503, 0];
+
+/// Upper bounds of the latency histogram buckets, in microseconds.
+const BUCKETS_US: [u64; 14] = [
+    25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000,
+];
+
+/// One route's counters.
+#[derive(Default)]
+struct RouteMetrics {
+    /// Requests by status, indexed like [`STATUSES`].
+    by_status: [AtomicU64; STATUSES.len()],
+    /// Requests by latency bucket (not cumulative; the last slot is `+Inf`).
+    buckets: [AtomicU64; BUCKETS_US.len() + 1],
+    /// Sum of latencies, in nanoseconds.
+    latency_sum_ns: AtomicU64,
+}
+
+/// Server-wide counters, updated with relaxed atomics on every request.
+#[derive(Default)]
+pub struct Metrics {
+    /// Per-route counters, indexed by [`Route::index`].
+    routes: [RouteMetrics; Route::ALL.len()],
+    /// Connections accepted since start.
+    connections_accepted: AtomicU64,
+    /// Connections currently open.
+    connections_open: AtomicU64,
+    /// Handler panics caught (each answered 500).
+    panics: AtomicU64,
+}
+
+impl Metrics {
+    /// Empty counters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records one answered request: its route, status and the time taken to build the response.
+    #[inline]
+    pub fn observe(&self, route: Route, status: u16, latency: Duration) {
+        let m = &self.routes[route.index()];
+        let status_at = STATUSES
+            .iter()
+            .position(|&s| s == status)
+            .unwrap_or(STATUSES.len() - 1);
+        m.by_status[status_at].fetch_add(1, Ordering::Relaxed);
+        let us = latency.as_micros() as u64;
+        let bucket = BUCKETS_US.partition_point(|&b| b < us);
+        m.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        m.latency_sum_ns
+            .fetch_add(latency.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a handler panic.
+    pub fn panic_caught(&self) {
+        self.panics.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection opening.
+    pub fn connection_opened(&self) {
+        self.connections_accepted.fetch_add(1, Ordering::Relaxed);
+        self.connections_open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a connection closing.
+    pub fn connection_closed(&self) {
+        self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Requests answered on `route` with `status` so far.
+    pub fn requests(&self, route: Route, status: u16) -> u64 {
+        STATUSES.iter().position(|&s| s == status).map_or(0, |i| {
+            self.routes[route.index()].by_status[i].load(Ordering::Relaxed)
+        })
+    }
+
+    /// The Prometheus text exposition of these counters and of `indexes`.
+    pub fn render(&self, indexes: &IndexSet) -> String {
+        let mut out = String::with_capacity(8 * 1024);
+        out.push_str("# HELP hibp_mirror_requests_total Requests answered, by route and status.\n");
+        out.push_str("# TYPE hibp_mirror_requests_total counter\n");
+        for route in Route::ALL {
+            let m = &self.routes[route.index()];
+            for (i, &status) in STATUSES.iter().enumerate() {
+                let n = m.by_status[i].load(Ordering::Relaxed);
+                if n == 0 {
+                    continue;
+                }
+                let status = if status == 0 {
+                    "other".to_owned()
+                } else {
+                    status.to_string()
+                };
+                let _ = writeln!(
+                    out,
+                    "hibp_mirror_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                    route.name()
+                );
+            }
+        }
+        out.push_str(
+            "# HELP hibp_mirror_request_duration_seconds Time to build a response, by route.\n",
+        );
+        out.push_str("# TYPE hibp_mirror_request_duration_seconds histogram\n");
+        for route in Route::ALL {
+            let m = &self.routes[route.index()];
+            let name = route.name();
+            let mut cumulative = 0u64;
+            for (i, bound) in BUCKETS_US.iter().enumerate() {
+                cumulative += m.buckets[i].load(Ordering::Relaxed);
+                let _ = writeln!(
+                    out,
+                    "hibp_mirror_request_duration_seconds_bucket{{route=\"{name}\",le=\"{}\"}} {cumulative}",
+                    *bound as f64 / 1e6
+                );
+            }
+            cumulative += m.buckets[BUCKETS_US.len()].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "hibp_mirror_request_duration_seconds_bucket{{route=\"{name}\",le=\"+Inf\"}} {cumulative}"
+            );
+            let sum = m.latency_sum_ns.load(Ordering::Relaxed) as f64 / 1e9;
+            let _ = writeln!(
+                out,
+                "hibp_mirror_request_duration_seconds_sum{{route=\"{name}\"}} {sum}"
+            );
+            let _ = writeln!(
+                out,
+                "hibp_mirror_request_duration_seconds_count{{route=\"{name}\"}} {cumulative}"
+            );
+        }
+        gauge_header(
+            &mut out,
+            "hibp_mirror_connections_open",
+            "Connections currently open.",
+            "gauge",
+        );
+        let _ = writeln!(
+            out,
+            "hibp_mirror_connections_open {}",
+            self.connections_open.load(Ordering::Relaxed)
+        );
+        gauge_header(
+            &mut out,
+            "hibp_mirror_connections_total",
+            "Connections accepted since start.",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "hibp_mirror_connections_total {}",
+            self.connections_accepted.load(Ordering::Relaxed)
+        );
+        gauge_header(
+            &mut out,
+            "hibp_mirror_handler_panics_total",
+            "Handler panics caught and answered with 500.",
+            "counter",
+        );
+        let _ = writeln!(
+            out,
+            "hibp_mirror_handler_panics_total {}",
+            self.panics.load(Ordering::Relaxed)
+        );
+
+        let now = unix_now();
+        let kinds = [HashKind::Sha1, HashKind::Ntlm];
+        let served: Vec<_> = kinds.iter().map(|&k| (k, indexes.get(k))).collect();
+        gauge_header(
+            &mut out,
+            "hibp_mirror_index_records",
+            "Hashes in the served index.",
+            "gauge",
+        );
+        for (kind, s) in &served {
+            if let Some(s) = s {
+                let _ = writeln!(
+                    out,
+                    "hibp_mirror_index_records{{kind=\"{kind}\"}} {}",
+                    s.header().record_count
+                );
+            }
+        }
+        gauge_header(
+            &mut out,
+            "hibp_mirror_index_build_time_seconds",
+            "Build time of the served index, Unix seconds.",
+            "gauge",
+        );
+        for (kind, s) in &served {
+            if let Some(s) = s {
+                let _ = writeln!(
+                    out,
+                    "hibp_mirror_index_build_time_seconds{{kind=\"{kind}\"}} {}",
+                    s.header().build_time
+                );
+            }
+        }
+        gauge_header(
+            &mut out,
+            "hibp_mirror_index_age_seconds",
+            "Seconds since the served index was built.",
+            "gauge",
+        );
+        for (kind, s) in &served {
+            if let Some(s) = s {
+                let age = now.saturating_sub(s.header().build_time);
+                let _ = writeln!(
+                    out,
+                    "hibp_mirror_index_age_seconds{{kind=\"{kind}\"}} {age}"
+                );
+            }
+        }
+        gauge_header(
+            &mut out,
+            "hibp_mirror_index_reloads_total",
+            "Index reloads, by kind and result.",
+            "counter",
+        );
+        for kind in kinds {
+            let (ok, failed) = indexes.reload_counts(kind);
+            let _ = writeln!(
+                out,
+                "hibp_mirror_index_reloads_total{{kind=\"{kind}\",result=\"ok\"}} {ok}"
+            );
+            let _ = writeln!(
+                out,
+                "hibp_mirror_index_reloads_total{{kind=\"{kind}\",result=\"error\"}} {failed}"
+            );
+        }
+        out
+    }
+}
+
+fn gauge_header(out: &mut String, name: &str, help: &str, kind: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}

@@ -1,0 +1,124 @@
+//! Route classification and the privacy-safe form of a path for logs.
+
+use std::fmt;
+
+use crate::hash::Prefix;
+
+/// Path prefix of the range endpoint.
+pub(crate) const RANGE_PATH: &str = "/range/";
+
+/// Path prefix of the full-hash endpoint.
+pub(crate) const CHECKHASH_PATH: &str = "/checkhash/";
+
+/// Which endpoint a request is for; the only request detail used as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route {
+    /// `/range/{prefix}`.
+    Range,
+    /// `/checkhash/{hash}`.
+    CheckHash,
+    /// `/healthz`.
+    Healthz,
+    /// `/metrics`.
+    Metrics,
+    /// Anything else (404).
+    Other,
+}
+
+impl Route {
+    /// Every route, in metric order.
+    pub const ALL: [Route; 5] = [
+        Route::Range,
+        Route::CheckHash,
+        Route::Healthz,
+        Route::Metrics,
+        Route::Other,
+    ];
+
+    /// The route a path belongs to.
+    #[inline]
+    pub fn of(path: &str) -> Route {
+        if path.starts_with(RANGE_PATH) {
+            Route::Range
+        } else if path.starts_with(CHECKHASH_PATH) {
+            Route::CheckHash
+        } else if path == "/healthz" {
+            Route::Healthz
+        } else if path == "/metrics" {
+            Route::Metrics
+        } else {
+            Route::Other
+        }
+    }
+
+    /// Name used in logs and metric labels.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Route::Range => "range",
+            Route::CheckHash => "checkhash",
+            Route::Healthz => "healthz",
+            Route::Metrics => "metrics",
+            Route::Other => "other",
+        }
+    }
+
+    /// Position in [`Route::ALL`].
+    pub(crate) const fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The path as it may be logged: at most a valid 5-hex prefix for `/range`, never the hash
+    /// of `/checkhash`, and nothing of an unknown path (it could hold a hash too).
+    pub fn redact(self, path: &str) -> RedactedPath {
+        let prefix = match self {
+            Route::Range => Prefix::parse(&path.as_bytes()[RANGE_PATH.len()..]).ok(),
+            _ => None,
+        };
+        RedactedPath {
+            route: self,
+            prefix,
+        }
+    }
+}
+
+/// A path with everything private removed; see [`Route::redact`].
+#[derive(Debug, Clone, Copy)]
+pub struct RedactedPath {
+    /// The route.
+    route: Route,
+    /// The range prefix, when valid.
+    prefix: Option<Prefix>,
+}
+
+impl fmt::Display for RedactedPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.route, self.prefix) {
+            (Route::Range, Some(prefix)) => write!(f, "/range/{prefix}"),
+            (Route::Range, None) => f.write_str("/range/<invalid>"),
+            (Route::CheckHash, _) => f.write_str("/checkhash/<redacted>"),
+            (Route::Healthz, _) => f.write_str("/healthz"),
+            (Route::Metrics, _) => f.write_str("/metrics"),
+            (Route::Other, _) => f.write_str("<unmatched>"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_keeps_at_most_a_prefix() {
+        let hash = "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8";
+        let cases = [
+            ("/range/5baa6", "/range/5BAA6"),
+            (&*format!("/range/{hash}"), "/range/<invalid>"),
+            (&*format!("/checkhash/{hash}"), "/checkhash/<redacted>"),
+            (&*format!("/pwnedpassword/{hash}"), "<unmatched>"),
+            ("/healthz", "/healthz"),
+        ];
+        for (path, logged) in cases {
+            assert_eq!(Route::of(path).redact(path).to_string(), logged);
+        }
+    }
+}
