@@ -394,7 +394,7 @@ pub(crate) fn accepts_gzip(headers: &HeaderMap) -> bool {
                         .or_else(|| p.trim().strip_prefix("Q="))
                 })
                 .next()
-                .map_or(true, |q| q.trim().parse::<f32>().is_ok_and(|q| q > 0.0));
+                .is_none_or(|q| q.trim().parse::<f32>().is_ok_and(|q| q > 0.0));
             if coding.eq_ignore_ascii_case("gzip") || coding.eq_ignore_ascii_case("x-gzip") {
                 gzip = Some(allowed);
             } else if coding == "*" {
