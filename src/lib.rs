@@ -13,7 +13,10 @@
 //! - [`import`]: dump files, gzip, stdin and per-prefix directories in; an index out.
 //! - [`sample`]: the bundled sample corpus from `data/`, as in-memory indexes.
 //! - [`severity`]: breach counts mapped to tiers (`none` ... `critical`) with configurable thresholds.
+//! - [`sync`]: mirror an upstream range API into a resumable state directory, then build an index.
+//! - [`audit`]: check an organisation's credential hashes (bare, `user:hash`, pwdump) in bulk.
 
+pub mod audit;
 pub mod format;
 pub mod hash;
 pub mod import;
@@ -21,6 +24,7 @@ pub mod index;
 pub mod mmap;
 pub mod sample;
 pub mod severity;
+pub mod sync;
 pub mod writer;
 
 pub use hash::{Hash, HashKind, Prefix};
