@@ -56,7 +56,49 @@ enum Command {
     /// stopped. The index is written atomically, and only when every range is present unless
     /// `--allow-gaps` is given.
     Sync(SyncArgs),
+    /// Check an organisation's credential hashes against the corpus, in bulk.
+    ///
+    /// Each line of each FILE is a bare hash (SHA-1 or NTLM, by length), `user:hash`, or a
+    /// pwdump/secretsdump line `user:rid:lmhash:nthash:::` (the NT hash is checked against the
+    /// NTLM index). Unparseable lines are reported by FILE:LINE and skipped. Prints one line per
+    /// account (never the hash unless --show-hashes) and a summary: breached share, severity
+    /// tiers and accounts sharing a password. Without any index, uses the bundled samples.
+    Audit {
+        /// Index for SHA-1 hashes (an NTLM index is accepted here too).
+        #[arg(long, env = "HIBP_MIRROR_INDEX")]
+        index: Option<PathBuf>,
+        /// Index for NTLM hashes (pwdump NT hashes, 32-hex hashes).
+        #[arg(long)]
+        ntlm_index: Option<PathBuf>,
+        /// Output format: text, json or csv (csv writes the summary to stderr).
+        #[arg(long, default_value = "text")]
+        format: hibp_mirror::audit::Format,
+        /// Print each account's hash too.
+        #[arg(long)]
+        show_hashes: bool,
+        /// Severity thresholds LOW,MEDIUM,HIGH,CRITICAL (smallest count of each tier).
+        #[arg(long, default_value_t = hibp_mirror::severity::Thresholds::DEFAULT)]
+        thresholds: hibp_mirror::severity::Thresholds,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+        /// Files to audit (`-` for standard input).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Exit 0 if the server at URL answers 200 (for container HEALTHCHECKs; no curl needed).
+    Healthcheck {
+        /// The URL to probe (plain http only).
+        #[arg(long, default_value = HEALTHCHECK_URL)]
+        url: String,
+    },
 }
+
+/// What `healthcheck` probes by default: the container's own server.
+const HEALTHCHECK_URL: &str = "http://127.0.0.1:8080/healthz";
+
+/// How long `healthcheck` waits for the server.
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Flags of `sync`.
 #[derive(clap::Args)]
@@ -127,6 +169,26 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Sync(args) => sync_command(args),
+        Command::Audit {
+            index,
+            ntlm_index,
+            format,
+            show_hashes,
+            thresholds,
+            quiet,
+            files,
+        } => audit_command(
+            index.as_deref(),
+            ntlm_index.as_deref(),
+            hibp_mirror::audit::Render {
+                format,
+                show_hashes,
+            },
+            thresholds,
+            quiet,
+            &files,
+        ),
+        Command::Healthcheck { url } => healthcheck(&url),
     }
 }
 
@@ -271,5 +333,108 @@ fn sync_command(args: SyncArgs) -> Result<()> {
         built.header.record_count,
         built.header.label
     );
+    Ok(())
+}
+
+fn audit_command(
+    index: Option<&Path>,
+    ntlm_index: Option<&Path>,
+    render: hibp_mirror::audit::Render,
+    thresholds: hibp_mirror::severity::Thresholds,
+    quiet: bool,
+    files: &[PathBuf],
+) -> Result<()> {
+    use hibp_mirror::audit::{self, Corpus};
+
+    let mut inputs = Vec::with_capacity(files.len());
+    for path in files {
+        let data = if path.as_os_str() == "-" {
+            let mut data = Vec::new();
+            io::Read::read_to_end(&mut io::stdin().lock(), &mut data)
+                .context("reading standard input")?;
+            data
+        } else {
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+        };
+        inputs.push((path.display().to_string(), data));
+    }
+    let mapped: Vec<MappedIndex> = [index, ntlm_index]
+        .into_iter()
+        .flatten()
+        .map(open_index)
+        .collect::<Result<_>>()?;
+    if let Some(path) = ntlm_index {
+        if mapped.last().map(|i| i.kind()) != Some(HashKind::Ntlm) {
+            bail!("--ntlm-index {} is not an NTLM index", path.display());
+        }
+    }
+    if mapped.len() == 2 && mapped[0].kind() == mapped[1].kind() {
+        bail!(
+            "--index and --ntlm-index are both {} indexes",
+            mapped[0].kind()
+        );
+    }
+    let samples;
+    let corpora: Vec<&dyn Corpus> = if mapped.is_empty() {
+        eprintln!("hibp-mirror: no --index given, auditing against the bundled samples");
+        samples = [
+            sample::sample_index(HashKind::Sha1),
+            sample::sample_index(HashKind::Ntlm),
+        ];
+        samples.iter().map(|i| i as &dyn Corpus).collect()
+    } else {
+        mapped.iter().map(|i| i as &dyn Corpus).collect()
+    };
+    let total: u64 = inputs.iter().map(|(_, d)| d.len() as u64).sum();
+    let bar = progress_bar(total, quiet, "bytes");
+    let report = audit::audit(&inputs, &corpora, thresholds, &bar);
+    bar.finish_and_clear();
+    let mut out = BufWriter::new(io::stdout().lock());
+    render.write(&report, &mut out, &mut io::stderr().lock())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// GETs `url` over a plain TCP connection and succeeds on a 200 status line.
+fn healthcheck(url: &str) -> Result<()> {
+    use std::io::Read;
+    use std::net::{TcpStream, ToSocketAddrs};
+
+    let rest = url
+        .strip_prefix("http://")
+        .context("healthcheck only speaks plain http://")?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let addr = authority
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {authority}"))?
+        .next()
+        .with_context(|| format!("{authority} has no address"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, HEALTHCHECK_TIMEOUT)
+        .with_context(|| format!("connecting to {authority}"))?;
+    stream.set_read_timeout(Some(HEALTHCHECK_TIMEOUT))?;
+    stream.set_write_timeout(Some(HEALTHCHECK_TIMEOUT))?;
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: hibp-mirror-healthcheck\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0u8; 64];
+    let mut n = 0;
+    while n < head.len() && !head[..n].contains(&b'\n') {
+        match stream
+            .read(&mut head[n..])
+            .context("reading the response")?
+        {
+            0 => break,
+            k => n += k,
+        }
+    }
+    let status_line = String::from_utf8_lossy(&head[..n]);
+    let status = status_line.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        bail!(
+            "{url} answered {:?}",
+            status_line.lines().next().unwrap_or("")
+        );
+    }
     Ok(())
 }
