@@ -683,9 +683,8 @@ mod tests {
     fn parses_each_input_form() {
         let bare = parse_line(SHA1.as_bytes()).unwrap().unwrap();
         assert_eq!((bare.user, bare.hash.kind()), (None, HashKind::Sha1));
-        let user = parse_line(format!("alice:{}\r", NT.to_lowercase()).as_bytes())
-            .unwrap()
-            .unwrap();
+        let line = format!("alice:{}\r", NT.to_lowercase());
+        let user = parse_line(line.as_bytes()).unwrap().unwrap();
         assert_eq!(
             (user.user, user.hash.kind()),
             (Some("alice"), HashKind::Ntlm)

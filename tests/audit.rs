@@ -416,7 +416,7 @@ fn stdin_and_several_files_and_missing_kind_index() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    write!(child.stdin.take().unwrap(), "y:{}\n", nt("medium")).unwrap();
+    writeln!(child.stdin.take().unwrap(), "y:{}", nt("medium")).unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -446,7 +446,7 @@ fn without_an_index_the_bundled_sample_is_used() {
         .stderr(Stdio::piped())
         .spawn()
         .and_then(|mut child| {
-            write!(child.stdin.take().unwrap(), "{}\n", nt("password"))?;
+            writeln!(child.stdin.take().unwrap(), "{}", nt("password"))?;
             child.wait_with_output()
         })
         .unwrap();
