@@ -8,8 +8,10 @@
 //! line number, never fatal. Hashes are never printed unless asked for ([`Render::show_hashes`]),
 //! and an unparseable line is reported without its content.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Write};
 
 use indicatif::ProgressBar;
@@ -120,15 +122,15 @@ pub fn parse_line(line: &[u8]) -> Result<Option<Credential<'_>>, LineError> {
     }
 }
 
-/// The result for one account (one parsed line).
+/// The result for one account (one parsed line), borrowing its name from the input.
 #[derive(Debug, Clone)]
-pub struct Account {
+pub struct Account<'a> {
     /// Index of the input file in the list given to [`audit`].
     pub file: usize,
     /// Line number in that file, from 1.
     pub line: usize,
-    /// The account name, if the line named one.
-    pub user: Option<Box<str>>,
+    /// The account name, if the line named one (borrowed: no allocation per account).
+    pub user: Option<&'a str>,
     /// The hash (printed only with `show_hashes`; needed for reuse groups).
     pub hash: Hash,
     /// Breach count; `None` when no corpus of the hash's kind was given.
@@ -155,13 +157,13 @@ pub struct ReuseGroup {
     pub members: Vec<usize>,
 }
 
-/// Everything an audit found.
+/// Everything an audit found, borrowing account names from the inputs.
 #[derive(Debug, Clone)]
-pub struct Report {
+pub struct Report<'a> {
     /// Names of the input files, as given.
     pub files: Vec<String>,
     /// One entry per parsed line, in input order.
-    pub accounts: Vec<Account>,
+    pub accounts: Vec<Account<'a>>,
     /// Lines that did not parse, in input order.
     pub bad_lines: Vec<BadLine>,
     /// Groups of two or more accounts with the same hash, largest first.
@@ -200,12 +202,12 @@ impl Summary {
 
 /// Checks every line of `inputs` (`(name, contents)`) against `corpora` (at most one per kind) in
 /// parallel. `progress` advances by input bytes.
-pub fn audit(
-    inputs: &[(String, Vec<u8>)],
+pub fn audit<'a>(
+    inputs: &'a [(String, Vec<u8>)],
     corpora: &[&dyn Corpus],
     thresholds: Thresholds,
     progress: &ProgressBar,
-) -> Report {
+) -> Report<'a> {
     let sha1 = corpora.iter().copied().find(|c| c.kind() == HashKind::Sha1);
     let ntlm = corpora.iter().copied().find(|c| c.kind() == HashKind::Ntlm);
     let mut accounts = Vec::new();
@@ -224,7 +226,7 @@ pub fn audit(
             *n = next;
             next += lines;
         }
-        let results: Vec<(Vec<Account>, Vec<BadLine>)> = chunks
+        let results: Vec<(Vec<Account<'a>>, Vec<BadLine>)> = chunks
             .par_iter()
             .zip(first_lines)
             .map(|(chunk, first)| {
@@ -249,14 +251,14 @@ pub fn audit(
 }
 
 /// Parses and checks the lines of one chunk (which starts at line `first`).
-fn check_chunk(
+fn check_chunk<'a>(
     file: usize,
-    chunk: &[u8],
+    chunk: &'a [u8],
     first: usize,
     sha1: Option<&dyn Corpus>,
     ntlm: Option<&dyn Corpus>,
     thresholds: &Thresholds,
-) -> (Vec<Account>, Vec<BadLine>) {
+) -> (Vec<Account<'a>>, Vec<BadLine>) {
     let mut accounts = Vec::with_capacity(chunk.len() / 40);
     let mut bad = Vec::new();
     for (i, line) in chunk.split(|&b| b == b'\n').enumerate() {
@@ -276,7 +278,7 @@ fn check_chunk(
                 accounts.push(Account {
                     file,
                     line: number,
-                    user: cred.user.map(Box::from),
+                    user: cred.user,
                     hash: cred.hash,
                     count,
                     severity: count.map(|c| thresholds.classify(c)),
@@ -310,16 +312,32 @@ fn split_chunks(data: &[u8], size: usize) -> Vec<&[u8]> {
 }
 
 /// Groups of accounts sharing a hash, largest first (ties: most breached first, then input order).
-fn reuse_groups(accounts: &[Account]) -> Vec<ReuseGroup> {
-    let mut by_hash: HashMap<&Hash, Vec<usize>> = HashMap::new();
-    for (i, a) in accounts.iter().enumerate() {
-        by_hash.entry(&a.hash).or_default().push(i);
+fn reuse_groups(accounts: &[Account<'_>]) -> Vec<ReuseGroup> {
+    // Most hashes are unique: remember only the first account per hash, and allocate a member
+    // list when a second one turns up.
+    enum Seen {
+        Once(usize),
+        Group(usize),
     }
-    let mut groups: Vec<ReuseGroup> = by_hash
-        .into_values()
-        .filter(|m| m.len() > 1)
-        .map(|members| ReuseGroup { members })
-        .collect();
+    let mut seen: HashMap<&Hash, Seen, BuildHasherDefault<HashBitsHasher>> =
+        HashMap::with_capacity_and_hasher(accounts.len(), Default::default());
+    let mut groups: Vec<ReuseGroup> = Vec::new();
+    for (i, a) in accounts.iter().enumerate() {
+        match seen.entry(&a.hash) {
+            Entry::Vacant(v) => {
+                v.insert(Seen::Once(i));
+            }
+            Entry::Occupied(mut o) => match *o.get() {
+                Seen::Once(first) => {
+                    o.insert(Seen::Group(groups.len()));
+                    groups.push(ReuseGroup {
+                        members: vec![first, i],
+                    });
+                }
+                Seen::Group(g) => groups[g].members.push(i),
+            },
+        }
+    }
     groups.sort_by(|a, b| {
         let count = |g: &ReuseGroup| accounts[g.members[0]].count.unwrap_or(0);
         b.members
@@ -331,7 +349,7 @@ fn reuse_groups(accounts: &[Account]) -> Vec<ReuseGroup> {
     groups
 }
 
-impl Report {
+impl Report<'_> {
     /// Totals for the summary.
     pub fn summary(&self) -> Summary {
         let mut s = Summary {
@@ -359,9 +377,9 @@ impl Report {
     }
 
     /// How an account is named in output: its user name, or `FILE:LINE` for a bare hash.
-    pub fn account_name(&self, account: &Account) -> String {
+    pub fn account_name(&self, account: &Account<'_>) -> String {
         match &account.user {
-            Some(user) => user.to_string(),
+            Some(user) => (*user).to_owned(),
             None => self.source(account.file, account.line),
         }
     }
@@ -648,6 +666,27 @@ fn write_summary(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// A hasher for cryptographic hashes, which are uniformly random already: it mixes the written
+/// bytes with a multiply-rotate step (FxHash-style) instead of SipHash's full rounds. Only used
+/// for grouping the operator's own input, so collision flooding is not a concern.
+#[derive(Default)]
+struct HashBitsHasher(u64);
+
+impl Hasher for HashBitsHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// Quotes a CSV field when needed (RFC 4180).
