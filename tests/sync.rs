@@ -472,3 +472,31 @@ fn killed_sync_resumes_without_refetching_done_prefixes() {
     assert!(out.status.success());
     assert_eq!(healthy.count(|s| &s.not_modified), u64::from(LAST + 1));
 }
+
+/// The throughput figure in README-ops.md, not a pass/fail test:
+/// `cargo test --release --test sync -- --ignored --nocapture`. Syncs `HIBP_SYNC_PREFIXES`
+/// (default: all 1,048,576) from a local upstream serving a sparse corpus, then re-runs (all 304).
+#[test]
+#[ignore]
+fn measure_sync_throughput() {
+    let range = std::env::var("HIBP_SYNC_PREFIXES").unwrap_or_else(|_| "00000-FFFFF".into());
+    let upstream = Upstream::start(Config::new(HashKind::Sha1, Synth::new(20, 5, 16, 100)));
+    let dir = tempfile::tempdir().unwrap();
+    let cmd = || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"));
+        cmd.arg("sync")
+            .arg("--upstream")
+            .arg(upstream.url())
+            .arg("--output")
+            .arg(dir.path().join("out.idx"))
+            .args(["--prefixes", &range, "--quiet"]);
+        cmd
+    };
+    for run_no in 1..=2 {
+        let start = Instant::now();
+        let out = run(cmd());
+        assert!(out.status.success());
+        eprintln!("run {run_no}: {:.1} s wall", start.elapsed().as_secs_f64());
+    }
+    assert_eq!(upstream.count(|s| &s.violations), 0);
+}
