@@ -520,7 +520,7 @@ impl Render {
         }
         writeln!(out)?;
         for a in &report.accounts {
-            let user = a.user.as_deref().unwrap_or("");
+            let user = a.user.unwrap_or("");
             write!(
                 out,
                 "{},{},{},{},{},{}",
@@ -547,7 +547,7 @@ impl Render {
             .iter()
             .map(|a| {
                 let mut v = json!({
-                    "user": a.user.as_deref(),
+                    "user": a.user,
                     "account": report.account_name(a),
                     "file": report.files[a.file],
                     "line": a.line,
