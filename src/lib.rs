@@ -14,7 +14,10 @@
 //! - [`sample`]: the bundled sample corpus from `data/`, as in-memory indexes.
 //! - [`severity`]: breach counts mapped to tiers (`none` ... `critical`) with configurable thresholds.
 //! - [`server`]: the HTTP server (`/range`, `/checkhash`, `/healthz`, `/metrics`) with hot reload.
+//! - [`sync`]: mirror an upstream range API into a resumable state directory, then build an index.
+//! - [`audit`]: check an organisation's credential hashes (bare, `user:hash`, pwdump) in bulk.
 
+pub mod audit;
 pub mod format;
 pub mod hash;
 pub mod import;
@@ -23,6 +26,7 @@ pub mod mmap;
 pub mod sample;
 pub mod server;
 pub mod severity;
+pub mod sync;
 pub mod writer;
 
 pub use hash::{Hash, HashKind, Prefix};

@@ -2,6 +2,7 @@
 //! reports errors as one line with a non-zero exit code. All logic lives in the library.
 
 use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -11,7 +12,7 @@ use clap::{Parser, Subcommand};
 use hibp_mirror::import::{self, ImportOptions, Input};
 use hibp_mirror::server::{self, IndexSet, IndexSource};
 use hibp_mirror::severity::Thresholds;
-use hibp_mirror::{sample, Hash, HashKind, Index, MappedIndex};
+use hibp_mirror::{sample, sync, Hash, HashKind, Index, MappedIndex};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Self-hosted, offline mirror of the Have I Been Pwned Pwned Passwords range API.
@@ -86,6 +87,95 @@ enum Command {
     /// SIGHUP reloads at once; a file that fails the open checks is refused and the old index
     /// keeps serving. SIGINT/SIGTERM stop accepting and drain in-flight requests.
     Serve(ServeArgs),
+    /// Mirror every range from an upstream range API (the public one or another hibp-mirror)
+    /// and build an index from it.
+    ///
+    /// Resumable and incremental: the state directory keeps each range and its ETag, so a re-run
+    /// downloads only what changed, and an interrupted run (Ctrl-C, kill) carries on where it
+    /// stopped. The index is written atomically, and only when every range is present unless
+    /// `--allow-gaps` is given.
+    Sync(SyncArgs),
+    /// Check an organisation's credential hashes against the corpus, in bulk.
+    ///
+    /// Each line of each FILE is a bare hash (SHA-1 or NTLM, by length), `user:hash`, or a
+    /// pwdump/secretsdump line `user:rid:lmhash:nthash:::` (the NT hash is checked against the
+    /// NTLM index). Unparseable lines are reported by FILE:LINE and skipped. Prints one line per
+    /// account (never the hash unless --show-hashes) and a summary: breached share, severity
+    /// tiers and accounts sharing a password. Without any index, uses the bundled samples.
+    Audit {
+        /// Index for SHA-1 hashes (an NTLM index is accepted here too).
+        #[arg(long, env = "HIBP_MIRROR_INDEX")]
+        index: Option<PathBuf>,
+        /// Index for NTLM hashes (pwdump NT hashes, 32-hex hashes).
+        #[arg(long)]
+        ntlm_index: Option<PathBuf>,
+        /// Output format: text, json or csv (csv writes the summary to stderr).
+        #[arg(long, default_value = "text")]
+        format: hibp_mirror::audit::Format,
+        /// Print each account's hash too.
+        #[arg(long)]
+        show_hashes: bool,
+        /// Severity thresholds LOW,MEDIUM,HIGH,CRITICAL (smallest count of each tier).
+        #[arg(long, default_value_t = hibp_mirror::severity::Thresholds::DEFAULT)]
+        thresholds: hibp_mirror::severity::Thresholds,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+        /// Files to audit (`-` for standard input).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Exit 0 if the server at URL answers 200 (for container HEALTHCHECKs; no curl needed).
+    Healthcheck {
+        /// The URL to probe (plain http only).
+        #[arg(long, default_value = HEALTHCHECK_URL)]
+        url: String,
+    },
+}
+
+/// What `healthcheck` probes by default: the container's own server.
+const HEALTHCHECK_URL: &str = "http://127.0.0.1:8080/healthz";
+
+/// How long `healthcheck` waits for the server.
+const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Flags of `sync`.
+#[derive(clap::Args)]
+struct SyncArgs {
+    /// Base URL of the upstream; `/range/{PREFIX}` is appended.
+    #[arg(long, default_value = sync::DEFAULT_UPSTREAM)]
+    upstream: String,
+    /// The index file to write.
+    #[arg(long)]
+    output: PathBuf,
+    /// Mirror the NTLM corpus (`?mode=ntlm`) instead of SHA-1.
+    #[arg(long)]
+    ntlm: bool,
+    /// Directory keeping each range and its ETag between runs (default: OUTPUT.sync-state).
+    #[arg(long)]
+    state: Option<PathBuf>,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = sync::DEFAULT_CONCURRENCY)]
+    concurrency: usize,
+    /// Build the index even if some ranges could not be fetched (they are listed, and empty).
+    #[arg(long)]
+    allow_gaps: bool,
+    /// Tries per range before giving up on it.
+    #[arg(long, default_value_t = sync::DEFAULT_MAX_TRIES)]
+    max_tries: u32,
+    /// Time limit for one request, in seconds.
+    #[arg(long, default_value_t = sync::DEFAULT_TIMEOUT.as_secs_f64())]
+    timeout: f64,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+    /// Testing and partial mirrors: fetch only prefixes AAAAA-BBBBB; the index has no entries
+    /// outside the range and its label says "partial".
+    #[arg(long, hide = true, value_parser = sync::parse_prefix_range)]
+    prefixes: Option<RangeInclusive<u32>>,
+    /// Testing: first retry delay in milliseconds.
+    #[arg(long, hide = true, default_value_t = sync::DEFAULT_RETRY_BASE.as_millis() as u64)]
+    retry_base_ms: u64,
 }
 
 /// Options of `serve`; every one can also be set through the environment.
@@ -160,9 +250,7 @@ fn run(command: Command) -> Result<()> {
             options.kind = kind;
             options.sort_memory = sort_memory_mib.max(1) << 20;
             options.fsync = !no_fsync;
-            if !quiet && io::stderr().is_terminal() {
-                options.progress = progress_bar();
-            }
+            options.progress = byte_progress_bar(quiet);
             import(&options)
         }
         Command::Check { index, hashes } => match index {
@@ -182,6 +270,27 @@ fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Serve(args) => serve(args),
+        Command::Sync(args) => sync_command(args),
+        Command::Audit {
+            index,
+            ntlm_index,
+            format,
+            show_hashes,
+            thresholds,
+            quiet,
+            files,
+        } => audit_command(
+            index.as_deref(),
+            ntlm_index.as_deref(),
+            hibp_mirror::audit::Render {
+                format,
+                show_hashes,
+            },
+            thresholds,
+            quiet,
+            &files,
+        ),
+        Command::Healthcheck { url } => healthcheck(&url),
     }
 }
 
@@ -257,8 +366,12 @@ fn init_logging(format: &str) {
     }
 }
 
-/// A byte-progress bar for long imports (bytes done/total, rate, ETA).
-fn progress_bar() -> ProgressBar {
+/// A byte-progress bar for long imports (bytes done/total, rate, ETA); hidden when not on a
+/// terminal or with `--quiet`.
+fn byte_progress_bar(quiet: bool) -> ProgressBar {
+    if quiet || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
     ProgressBar::new(0).with_style(
         ProgressStyle::with_template(
             "{spinner} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} \
@@ -361,6 +474,197 @@ fn info<D: AsRef<[u8]> + Sync>(index: &Index<D>) -> Result<()> {
         println!(
             "file size:        {file_len} bytes ({:.2} bytes per record)",
             file_len as f64 / header.record_count as f64
+        );
+    }
+    Ok(())
+}
+
+/// A progress bar on a terminal, hidden otherwise or with `--quiet`.
+fn progress_bar(len: u64, quiet: bool, what: &str) -> ProgressBar {
+    if quiet || !io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let template = format!("{{bar:40}} {{human_pos}}/{{human_len}} {what} {{per_sec}} ETA {{eta}}");
+    ProgressBar::new(len).with_style(
+        ProgressStyle::with_template(&template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    )
+}
+
+fn sync_command(args: SyncArgs) -> Result<()> {
+    let kind = if args.ntlm {
+        HashKind::Ntlm
+    } else {
+        HashKind::Sha1
+    };
+    let state_path = args.state.clone().unwrap_or_else(|| {
+        let mut name = args.output.as_os_str().to_owned();
+        name.push(".sync-state");
+        PathBuf::from(name)
+    });
+    if !(args.timeout > 0.0 && args.timeout.is_finite()) {
+        bail!("--timeout must be a positive number of seconds");
+    }
+    let mut opts = sync::SyncOptions::new(args.upstream.clone(), kind);
+    opts.prefixes = args.prefixes.clone().unwrap_or(sync::ALL_PREFIXES);
+    opts.concurrency = args.concurrency.max(1);
+    opts.max_tries = args.max_tries.max(1);
+    opts.timeout = Duration::from_secs_f64(args.timeout);
+    opts.retry_base = Duration::from_millis(args.retry_base_ms);
+    let label = opts.label();
+    let range = opts.prefixes.clone();
+    let total = u64::from(range.end() - range.start() + 1);
+
+    let state = sync::state::StateDir::open(&state_path, kind)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let bar = progress_bar(total, args.quiet, "prefixes");
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let report = runtime.block_on(sync::fetch(opts, state.clone(), bar, shutdown))?;
+    drop(runtime);
+    println!("sync: {report}");
+    for (prefix, reason) in &report.failed {
+        eprintln!("hibp-mirror: prefix {prefix} failed: {reason}");
+    }
+    if report.interrupted {
+        bail!("sync interrupted; run the same command again to resume");
+    }
+    if !report.failed.is_empty() && !args.allow_gaps {
+        bail!(
+            "{} prefixes failed, index not written; run again to retry them (or pass --allow-gaps)",
+            report.failed.len()
+        );
+    }
+
+    let bar = progress_bar(total, args.quiet, "prefixes indexed");
+    let built = sync::build::build_index(
+        &state,
+        kind,
+        range,
+        &args.output,
+        &label,
+        args.allow_gaps,
+        &|done| bar.set_position(done),
+    )?;
+    bar.finish_and_clear();
+    if !built.gaps.is_empty() {
+        let list: Vec<String> = built.gaps.iter().map(|p| p.to_string()).collect();
+        eprintln!(
+            "hibp-mirror: warning: {} prefixes missing, left empty in the index: {}",
+            list.len(),
+            list.join(",")
+        );
+    }
+    println!(
+        "sync: wrote {} ({} records, {kind}, label {:?})",
+        args.output.display(),
+        built.header.record_count,
+        built.header.label
+    );
+    Ok(())
+}
+
+fn audit_command(
+    index: Option<&Path>,
+    ntlm_index: Option<&Path>,
+    render: hibp_mirror::audit::Render,
+    thresholds: hibp_mirror::severity::Thresholds,
+    quiet: bool,
+    files: &[PathBuf],
+) -> Result<()> {
+    use hibp_mirror::audit::{self, Corpus};
+
+    let mut inputs = Vec::with_capacity(files.len());
+    for path in files {
+        let data = if path.as_os_str() == "-" {
+            let mut data = Vec::new();
+            io::Read::read_to_end(&mut io::stdin().lock(), &mut data)
+                .context("reading standard input")?;
+            data
+        } else {
+            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+        };
+        inputs.push((path.display().to_string(), data));
+    }
+    let mapped: Vec<MappedIndex> = [index, ntlm_index]
+        .into_iter()
+        .flatten()
+        .map(open_index)
+        .collect::<Result<_>>()?;
+    if let Some(path) = ntlm_index {
+        if mapped.last().map(|i| i.kind()) != Some(HashKind::Ntlm) {
+            bail!("--ntlm-index {} is not an NTLM index", path.display());
+        }
+    }
+    if mapped.len() == 2 && mapped[0].kind() == mapped[1].kind() {
+        bail!(
+            "--index and --ntlm-index are both {} indexes",
+            mapped[0].kind()
+        );
+    }
+    let samples;
+    let corpora: Vec<&dyn Corpus> = if mapped.is_empty() {
+        eprintln!("hibp-mirror: no --index given, auditing against the bundled samples");
+        samples = [
+            sample::sample_index(HashKind::Sha1),
+            sample::sample_index(HashKind::Ntlm),
+        ];
+        samples.iter().map(|i| i as &dyn Corpus).collect()
+    } else {
+        mapped.iter().map(|i| i as &dyn Corpus).collect()
+    };
+    let total: u64 = inputs.iter().map(|(_, d)| d.len() as u64).sum();
+    let bar = progress_bar(total, quiet, "bytes");
+    let report = audit::audit(&inputs, &corpora, thresholds, &bar);
+    bar.finish_and_clear();
+    let mut out = BufWriter::new(io::stdout().lock());
+    render.write(&report, &mut out, &mut io::stderr().lock())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// GETs `url` over a plain TCP connection and succeeds on a 200 status line.
+fn healthcheck(url: &str) -> Result<()> {
+    use std::io::Read;
+    use std::net::{TcpStream, ToSocketAddrs};
+
+    let rest = url
+        .strip_prefix("http://")
+        .context("healthcheck only speaks plain http://")?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let addr = authority
+        .to_socket_addrs()
+        .with_context(|| format!("resolving {authority}"))?
+        .next()
+        .with_context(|| format!("{authority} has no address"))?;
+    let mut stream = TcpStream::connect_timeout(&addr, HEALTHCHECK_TIMEOUT)
+        .with_context(|| format!("connecting to {authority}"))?;
+    stream.set_read_timeout(Some(HEALTHCHECK_TIMEOUT))?;
+    stream.set_write_timeout(Some(HEALTHCHECK_TIMEOUT))?;
+    write!(
+        stream,
+        "GET /{path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: hibp-mirror-healthcheck\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0u8; 64];
+    let mut n = 0;
+    while n < head.len() && !head[..n].contains(&b'\n') {
+        match stream
+            .read(&mut head[n..])
+            .context("reading the response")?
+        {
+            0 => break,
+            k => n += k,
+        }
+    }
+    let status_line = String::from_utf8_lossy(&head[..n]);
+    let status = status_line.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" {
+        bail!(
+            "{url} answered {:?}",
+            status_line.lines().next().unwrap_or("")
         );
     }
     Ok(())
