@@ -20,8 +20,11 @@ case "${1:-}" in
   *) echo "usage: $0 [--scale|--quick]" >&2; exit 2 ;;
 esac
 
+sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
 if [ ! -x /usr/bin/time ]; then
-  (apt-get install -y -qq time >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq time; }) >/dev/null
+  export DEBIAN_FRONTEND=noninteractive
+  ($sudo apt-get install -y -qq time >/dev/null 2>&1 ||
+    { $sudo apt-get update -qq && $sudo apt-get install -y -qq time; }) >/dev/null
 fi
 cargo build --release --quiet --bin hibp-mirror --bin hibp-gen
 bin=target/release

@@ -130,6 +130,34 @@ def wrk(port, seconds, env):
     }
 
 
+def sequential_latency(port, hashes, n):
+    """p50/p99 milliseconds of `n` sequential keep-alive /checkhash requests."""
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", port)
+    times = []
+    for h in hashes[:n]:
+        start = time.perf_counter()
+        conn.request("GET", "/checkhash/" + h)
+        resp = conn.getresponse()
+        resp.read()
+        times.append((time.perf_counter() - start) * 1000)
+        if resp.status != 200:
+            raise RuntimeError(f"/checkhash answered {resp.status}")
+    conn.close()
+    times.sort()
+    return times[len(times) // 2], times[int(len(times) * 0.99)]
+
+
+def drop_caches():
+    """Drops the page cache if permitted (root on Linux); returns whether it did."""
+    try:
+        subprocess.run(["sync"], check=True)
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+        return True
+    except OSError:
+        return False
+
+
 def mean(runs, key):
     return sum(r[key] for r in runs) / len(runs)
 
@@ -212,6 +240,10 @@ def main():
                 print(f"round {r + 1}: {name}: {results[name][-1]['rps']:.0f} req/s", file=sys.stderr)
         anon_kib = rss_kib(mirror.pid, "RssAnon")
         peak_kib = rss_kib(mirror.pid, "VmHWM")
+        # /checkhash latency with a cold page cache, then warm, on hashes not used above.
+        probe = sample[-1000:] if args.quick else sample[-5000:]
+        cold = sequential_latency(mirror_port, probe, len(probe)) if drop_caches() else None
+        warm = sequential_latency(mirror_port, probe, len(probe))
     finally:
         mirror.send_signal(signal.SIGTERM)
         mirror.wait(timeout=10)
@@ -238,6 +270,12 @@ def main():
     print(f"index: {bytes_per_record:.2f} bytes per record")
     print(f"server: anonymous RSS after load {anon_kib / 1024:.1f} MiB, peak RSS (incl. mapped index pages) {peak_kib / 1024:.1f} MiB")
     print(f"server: first answered request {first_answer_ms:.1f} ms after process start")
+    if cold:
+        print(f"/checkhash sequential latency, {len(probe)} requests: cold page cache p50 {cold[0]:.3f} ms "
+              f"p99 {cold[1]:.3f} ms; warm p50 {warm[0]:.3f} ms p99 {warm[1]:.3f} ms")
+    else:
+        print(f"/checkhash sequential latency (warm only; dropping caches not permitted): "
+              f"p50 {warm[0]:.3f} ms p99 {warm[1]:.3f} ms")
 
 
 if __name__ == "__main__":

@@ -9,10 +9,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y -qq wrk nginx-light >/dev/null 2>&1 ||
-    { apt-get update -qq >/dev/null && apt-get install -y -qq wrk nginx-light >/dev/null; }
+  $sudo apt-get install -y -qq wrk nginx-light >/dev/null 2>&1 ||
+    { $sudo apt-get update -qq >/dev/null && $sudo apt-get install -y -qq wrk nginx-light >/dev/null; }
 fi
 cargo build --release --quiet --bin hibp-mirror --bin hibp-gen
 exec python3 tools/bench-serve.py "$@"
