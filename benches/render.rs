@@ -66,7 +66,9 @@ fn benches(c: &mut Criterion) {
     let mut group = c.benchmark_group("range_body");
     group.throughput(Throughput::Elements(1));
     group.bench_function("render", |b| b.iter(|| render_range(black_box(range))));
-    group.bench_function("naive_format", |b| b.iter(|| render_naive(black_box(range))));
+    group.bench_function("naive_format", |b| {
+        b.iter(|| render_naive(black_box(range)))
+    });
     group.finish();
 
     let mut group = c.benchmark_group("padding");
@@ -92,8 +94,12 @@ fn benches(c: &mut Criterion) {
     let shared = Bytes::from(body.clone());
     let mut group = c.benchmark_group("gzip_body");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("stored_level0", |b| b.iter(|| gzip_stored(black_box(shared.clone()))));
-    group.bench_function("deflate_level1", |b| b.iter(|| gzip_compressed(black_box(&body), 1)));
+    group.bench_function("stored_level0", |b| {
+        b.iter(|| gzip_stored(black_box(shared.clone())))
+    });
+    group.bench_function("deflate_level1", |b| {
+        b.iter(|| gzip_compressed(black_box(&body), 1))
+    });
     group.finish();
 }
 
@@ -136,7 +142,10 @@ fn summary() {
         out.clear();
         padding_naive(&mut out, &mut rng);
     });
-    println!("  padding       {pad:>10.0} paddings/s  {:.1}x naive ({pad_naive:.0}/s)", pad / pad_naive);
+    println!(
+        "  padding       {pad:>10.0} paddings/s  {:.1}x naive ({pad_naive:.0}/s)",
+        pad / pad_naive
+    );
     let stored = rate(t, || drop(black_box(gzip_stored(shared.clone()))));
     let level1 = rate(t, || drop(black_box(gzip_compressed(&body, 1))));
     println!(

@@ -1,7 +1,7 @@
 //! `hibp-mirror`: the command-line front end. Parses flags, turns them into library calls, and
 //! reports errors as one line with a non-zero exit code. All logic lives in the library.
 
-use std::io::{self, BufRead, BufWriter, Write};
+use std::io::{self, BufRead, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -200,6 +200,7 @@ fn init_logging(format: &str) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(io::stderr().is_terminal())
         .with_writer(io::stderr);
     if format == "json" {
         builder.json().init();
