@@ -717,6 +717,10 @@ async fn idle_and_slow_clients_are_cut_off_and_free_their_slot() {
         rest.is_empty() || rest.starts_with("HTTP/1.1 408"),
         "{rest}"
     );
+    // A keep-alive connection left idle after a response is closed by the server too.
+    let idle_after =
+        support::raw_exchange(server.addr, b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert!(String::from_utf8_lossy(&idle_after).starts_with("HTTP/1.1 200 OK"));
     // The slot is free again.
     let response = support::identity_client()
         .get(server.url("/healthz"))

@@ -252,3 +252,32 @@ async fn sighup_reloads_the_index() {
     assert_eq!(body, b.range_body(0x100));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_file_of_the_other_kind_is_refused_and_the_old_index_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let [(a, a_time), _] = versions();
+    let path = support::write_index(dir.path(), "sha1.idx", &a, a_time);
+    let server = TestServer::start_files(Some(&path), None, support::test_config()).await;
+    let ntlm = Synth::new(16, 5, 4096, 10);
+    support::write_index(dir.path(), "sha1.idx", &ntlm, a_time + 1);
+    let indexes = server.handler.indexes().clone();
+    let err = indexes.reload(HashKind::Sha1, false).unwrap_err();
+    assert!(err.to_string().contains("ntlm"), "{err}");
+    // Refused once, then left alone until the file changes again.
+    assert_eq!(
+        indexes.reload(HashKind::Sha1, false).unwrap(),
+        ReloadOutcome::Unchanged
+    );
+    assert_eq!(indexes.reload_counts(HashKind::Sha1), (0, 1));
+    let body = support::identity_client()
+        .get(server.url("/range/00200"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, a.range_body(0x200));
+    server.stop().await;
+}

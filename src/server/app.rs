@@ -92,15 +92,21 @@ impl App {
         self.respond_route(Route::of(req.uri().path()), req)
     }
 
-    /// Answers one request already classified as `route`.
+    /// Answers one request already classified as `route` (by [`Route::of`] on its path).
     pub fn respond_route<B>(&self, route: Route, req: &Request<B>) -> Response<ResponseBody> {
         let path = req.uri().path();
         match route {
-            Route::Range => self.range(req, &path[RANGE_PATH.len()..]),
-            Route::CheckHash => read_only(req, |_| self.checkhash(&path[CHECKHASH_PATH.len()..])),
-            Route::Healthz => read_only(req, |_| self.healthz()),
-            Route::Metrics => read_only(req, |_| self.metrics_page()),
-            Route::Other => text(StatusCode::NOT_FOUND, "Not Found"),
+            Route::Range => match path.strip_prefix(RANGE_PATH) {
+                Some(prefix) => self.range(req, prefix),
+                None => not_found(),
+            },
+            Route::CheckHash => match path.strip_prefix(CHECKHASH_PATH) {
+                Some(hash) => read_only(req, || self.checkhash(hash)),
+                None => not_found(),
+            },
+            Route::Healthz => read_only(req, || self.healthz()),
+            Route::Metrics => read_only(req, || self.metrics_page()),
+            Route::Other => not_found(),
         }
     }
 
@@ -284,10 +290,10 @@ fn kind_label(kind: HashKind) -> &'static str {
 /// Answers GET and HEAD with `f`, anything else with 405.
 fn read_only<B>(
     req: &Request<B>,
-    f: impl FnOnce(&Request<B>) -> Response<ResponseBody>,
+    f: impl FnOnce() -> Response<ResponseBody>,
 ) -> Response<ResponseBody> {
     match *req.method() {
-        Method::GET | Method::HEAD => f(req),
+        Method::GET | Method::HEAD => f(),
         _ => method_not_allowed(READ_ALLOW),
     }
 }
@@ -316,6 +322,10 @@ fn preflight() -> Response<ResponseBody> {
     );
     headers.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("86400"));
     response
+}
+
+fn not_found() -> Response<ResponseBody> {
+    text(StatusCode::NOT_FOUND, "Not Found")
 }
 
 fn method_not_allowed(allow: HeaderValue) -> Response<ResponseBody> {

@@ -71,7 +71,9 @@ impl Route {
     /// of `/checkhash`, and nothing of an unknown path (it could hold a hash too).
     pub fn redact(self, path: &str) -> RedactedPath {
         let prefix = match self {
-            Route::Range => Prefix::parse(&path.as_bytes()[RANGE_PATH.len()..]).ok(),
+            Route::Range => path
+                .strip_prefix(RANGE_PATH)
+                .and_then(|p| Prefix::parse(p.as_bytes()).ok()),
             _ => None,
         };
         RedactedPath {
