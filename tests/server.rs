@@ -884,3 +884,28 @@ fn routing_is_a_pure_function_of_the_request() {
         &IndexSource::Sample
     );
 }
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_connections_that_never_sent_a_byte() {
+    // Timeouts far longer than the test's deadline: only the shutdown signal can end the wait.
+    let config = Config {
+        header_read_timeout: Duration::from_secs(3600),
+        drain_timeout: Duration::from_secs(3600),
+        ..support::test_config()
+    };
+    let mut server = start_both(config).await;
+    let silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // Make sure the server has accepted it: a request on another connection is answered after it.
+    let ok = support::identity_client()
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    server.begin_stop();
+    tokio::time::timeout(Duration::from_secs(60), server.join())
+        .await
+        .expect("shutdown is not held up by a silent connection")
+        .expect("clean shutdown");
+    drop(silent);
+}

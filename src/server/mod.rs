@@ -188,6 +188,9 @@ pub async fn serve<H: Handler>(
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let builder = Arc::new(connection_builder(&config));
+    // Tells connections still waiting for their first byte (not yet under `graceful`'s control,
+    // though counted by it) that the server is closing, so they do not hold up the drain.
+    let (closing, closing_seen) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -211,15 +214,21 @@ pub async fn serve<H: Handler>(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let header_read_timeout = config.header_read_timeout;
+        let mut closing_seen = closing_seen.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _open = OpenConnection::new(handler.metrics());
             // hyper's header timer starts after protocol detection: bound the wait for the first
             // byte here so an idle connection cannot hold a slot forever.
             let mut first = [0u8; 1];
-            match tokio::time::timeout(header_read_timeout, stream.peek(&mut first)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return,
+            tokio::select! {
+                peeked = tokio::time::timeout(header_read_timeout, stream.peek(&mut first)) => {
+                    match peeked {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => return,
+                    }
+                }
+                _ = closing_seen.wait_for(|&closing| closing) => return,
             }
             let service_handler = handler.clone();
             let service = service_fn(move |req: Request<Incoming>| {
@@ -232,6 +241,7 @@ pub async fn serve<H: Handler>(
         });
     }
     drop(listener);
+    let _ = closing.send(true);
     tracing::info!(
         connections = graceful.count(),
         "shutting down: draining connections"
