@@ -104,7 +104,9 @@ impl Header {
     /// Total file length implied by the header's sizes; `None` on overflow.
     pub fn expected_file_len(&self) -> Option<u64> {
         let records = self.record_count.checked_mul(self.record_len() as u64)?;
-        let overflow = self.overflow_count.checked_mul(OVERFLOW_ENTRY_LEN as u64)?;
+        let overflow = self
+            .overflow_count
+            .checked_mul(OVERFLOW_ENTRY_LEN as u64)?;
         (RECORDS_OFFSET as u64)
             .checked_add(records)?
             .checked_add(overflow)

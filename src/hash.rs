@@ -298,10 +298,7 @@ mod tests {
 
     #[test]
     fn prefix_parses_either_case_and_rejects_bad_input() {
-        assert_eq!(
-            Prefix::parse(b"5baa6").unwrap(),
-            Prefix::parse(b"5BAA6").unwrap()
-        );
+        assert_eq!(Prefix::parse(b"5baa6").unwrap(), Prefix::parse(b"5BAA6").unwrap());
         assert_eq!(Prefix::parse(b"5BAA6").unwrap().to_string(), "5BAA6");
         assert_eq!(Prefix::parse(b"5BAA"), Err(PrefixError::Length(4)));
         assert_eq!(Prefix::parse(b"5BAG6"), Err(PrefixError::NotHex));

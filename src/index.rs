@@ -33,9 +33,7 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         let table = &bytes[format::TABLE_OFFSET..format::RECORDS_OFFSET];
         let mut previous = 0u64;
         if format::table_entry(table, 0) != 0 {
-            return Err(OpenError::Table(
-                "the first prefix does not start at record 0".into(),
-            ));
+            return Err(OpenError::Table("the first prefix does not start at record 0".into()));
         }
         for p in 1..format::TABLE_ENTRIES {
             let offset = format::table_entry(table, p);

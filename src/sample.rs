@@ -45,14 +45,8 @@ mod tests {
     fn sample_finds_password_in_both_kinds() {
         for kind in [HashKind::Sha1, HashKind::Ntlm] {
             let index = sample_index(kind);
-            assert_eq!(
-                index.lookup(&kind.hash_password("password")),
-                Some(9_545_824)
-            );
-            assert_eq!(
-                index.lookup(&kind.hash_password("not in the sample, surely")),
-                None
-            );
+            assert_eq!(index.lookup(&kind.hash_password("password")), Some(9_545_824));
+            assert_eq!(index.lookup(&kind.hash_password("not in the sample, surely")), None);
             index.verify().unwrap();
         }
     }

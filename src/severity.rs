@@ -93,11 +93,7 @@ impl Default for Thresholds {
 
 impl fmt::Display for Thresholds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{},{},{},{}",
-            self.low, self.medium, self.high, self.critical
-        )
+        write!(f, "{},{},{},{}", self.low, self.medium, self.high, self.critical)
     }
 }
 
@@ -112,9 +108,7 @@ impl FromStr for Thresholds {
             .collect::<Result<_, _>>()
             .map_err(|_| format!("expected four counts LOW,MEDIUM,HIGH,CRITICAL, found {s:?}"))?;
         let [low, medium, high, critical] = parts[..] else {
-            return Err(format!(
-                "expected four counts LOW,MEDIUM,HIGH,CRITICAL, found {s:?}"
-            ));
+            return Err(format!("expected four counts LOW,MEDIUM,HIGH,CRITICAL, found {s:?}"));
         };
         if low == 0 || !(low < medium && medium < high && high < critical) {
             return Err(format!(
@@ -149,10 +143,7 @@ mod tests {
 
     #[test]
     fn thresholds_parse_and_reject_bad_orders() {
-        assert_eq!(
-            "1,10,1000,100000".parse::<Thresholds>(),
-            Ok(Thresholds::DEFAULT)
-        );
+        assert_eq!("1,10,1000,100000".parse::<Thresholds>(), Ok(Thresholds::DEFAULT));
         assert!("0,10,100,1000".parse::<Thresholds>().is_err());
         assert!("1,100,10,1000".parse::<Thresholds>().is_err());
         assert!("1,2,3".parse::<Thresholds>().is_err());

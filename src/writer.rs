@@ -75,10 +75,7 @@ impl EncodedBlock {
                 format::decode_record_hash(prefix, record, hash);
                 let mut count = format::record_inline_count(record);
                 if count == format::COUNT_ESCAPE {
-                    count = overflow
-                        .next()
-                        .expect("escaped record has an overflow entry")
-                        .1;
+                    count = overflow.next().expect("escaped record has an overflow entry").1;
                 }
                 f(hash, count);
                 index += 1;
@@ -168,8 +165,7 @@ impl<W: Write + Seek> IndexWriter<W> {
             label: label.to_owned(),
             body_crc: crc.finalize(),
         };
-        self.out
-            .seek(SeekFrom::Start(format::TABLE_OFFSET as u64))?;
+        self.out.seek(SeekFrom::Start(format::TABLE_OFFSET as u64))?;
         self.out.write_all(&table)?;
         self.out.seek(SeekFrom::Start(0))?;
         self.out.write_all(&header.encode())?;
@@ -215,7 +211,9 @@ impl AtomicFile {
     pub fn commit(self) -> io::Result<()> {
         self.temp.as_file().sync_all()?;
         let dir = parent_dir(&self.target).to_owned();
-        self.temp.persist(&self.target).map_err(|e| e.error)?;
+        self.temp
+            .persist(&self.target)
+            .map_err(|e| e.error)?;
         // Make the rename itself durable; not every filesystem allows syncing a directory.
         if let Ok(dir) = File::open(dir) {
             let _ = dir.sync_all();

@@ -117,9 +117,7 @@ fn main() -> io::Result<()> {
         Command::RangeDir { shape, output } => {
             let synth = shape.synth();
             fs::create_dir_all(&output)?;
-            for prefix in
-                (0..PREFIXES).filter(|&p| synth.populated(p) || p == 0 || p == PREFIXES - 1)
-            {
+            for prefix in (0..PREFIXES).filter(|&p| synth.populated(p) || p == 0 || p == PREFIXES - 1) {
                 let body = synth.range_body(prefix);
                 fs::write(output.join(format!("{prefix:05X}.txt")), body)?;
             }

@@ -34,10 +34,7 @@ pub struct Synth {
 impl Synth {
     /// A corpus of `hash_len`-byte hashes with about `per_prefix` entries in every `step`-th prefix.
     pub fn new(hash_len: usize, seed: u64, step: u32, per_prefix: u32) -> Synth {
-        assert!(
-            hash_len == 20 || hash_len == 16,
-            "hash_len must be 20 or 16"
-        );
+        assert!(hash_len == 20 || hash_len == 16, "hash_len must be 20 or 16");
         Synth {
             hash_len,
             seed,
@@ -98,12 +95,7 @@ impl Synth {
     /// Writes the corpus as a dump (`HASH:COUNT` lines), like the official downloader's
     /// single-file output. `crlf` picks the line ending; `final_newline` whether the last line
     /// has one.
-    pub fn write_dump(
-        &self,
-        out: &mut impl Write,
-        crlf: bool,
-        final_newline: bool,
-    ) -> io::Result<()> {
+    pub fn write_dump(&self, out: &mut impl Write, crlf: bool, final_newline: bool) -> io::Result<()> {
         let eol: &[u8] = if crlf { b"\r\n" } else { b"\n" };
         let mut first = true;
         for (hash, count) in self.entries() {
