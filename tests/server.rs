@@ -746,6 +746,7 @@ impl Handler for FaultyApp {
     fn handle(&self, route: Route, req: &Request<Incoming>) -> Response<ResponseBody> {
         match req.uri().path() {
             "/panic" => panic!("injected fault"),
+            "/huge" => Response::new(ResponseBody::from_bytes(vec![b'x'; HUGE])),
             "/slow" => {
                 self.entered.lock().unwrap().send(()).unwrap();
                 let _ = self.release.lock().unwrap().recv();
@@ -882,5 +883,73 @@ fn routing_is_a_pure_function_of_the_request() {
     assert_eq!(
         app.indexes().get(HashKind::Sha1).unwrap().source(),
         &IndexSource::Sample
+    );
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_connections_that_never_sent_a_byte() {
+    // Timeouts far longer than the test's deadline: only the shutdown signal can end the wait.
+    let config = Config {
+        header_read_timeout: Duration::from_secs(3600),
+        drain_timeout: Duration::from_secs(3600),
+        ..support::test_config()
+    };
+    let mut server = start_both(config).await;
+    let silent = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    // Make sure the server has accepted it: a request on another connection is answered after it.
+    let ok = support::identity_client()
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), StatusCode::OK);
+    server.begin_stop();
+    tokio::time::timeout(Duration::from_secs(60), server.join())
+        .await
+        .expect("shutdown is not held up by a silent connection")
+        .expect("clean shutdown");
+    drop(silent);
+}
+
+/// Size of the `/huge` body: far more than loopback socket buffers hold.
+const HUGE: usize = 64 << 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_still_busy_when_the_drain_times_out_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let config = Config {
+        drain_timeout: Duration::from_millis(200),
+        ..support::test_config()
+    };
+    let (app, _entered, _release) = faulty_app(config);
+    let mut server = TestServer::start_handler(app).await;
+    // A response that cannot complete while this client does not read.
+    let mut client = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    client
+        .write_all(b"GET /huge HTTP/1.1\r\nHost: t\r\n\r\n")
+        .await
+        .unwrap();
+    let mut head = [0u8; 12];
+    client.read_exact(&mut head).await.unwrap();
+    assert_eq!(&head, b"HTTP/1.1 200");
+    server.begin_stop();
+    server
+        .join()
+        .await
+        .expect("shutdown returns after the drain timeout");
+    // The server closes the socket: end of stream (or a reset).
+    let mut received = 0;
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        match client.read(&mut buf).await {
+            Ok(0) => break,
+            Ok(n) => received += n,
+            Err(err) if err.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(err) => panic!("{err}"),
+        }
+    }
+    assert!(
+        received < HUGE,
+        "the connection was cut, not served to the end"
     );
 }

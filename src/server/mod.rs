@@ -188,6 +188,10 @@ pub async fn serve<H: Handler>(
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let builder = Arc::new(connection_builder(&config));
+    // Tells connection tasks where shutdown stands: those still waiting for their first byte
+    // (counted by `graceful` but not yet under its control) leave at `Closing`, so they do not
+    // hold up the drain; every connection left at `Cut` is dropped, closing its socket.
+    let (phase, phase_seen) = tokio::sync::watch::channel(Phase::Serving);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -211,27 +215,39 @@ pub async fn serve<H: Handler>(
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let header_read_timeout = config.header_read_timeout;
+        let mut phase_seen = phase_seen.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let _open = OpenConnection::new(handler.metrics());
             // hyper's header timer starts after protocol detection: bound the wait for the first
             // byte here so an idle connection cannot hold a slot forever.
             let mut first = [0u8; 1];
-            match tokio::time::timeout(header_read_timeout, stream.peek(&mut first)).await {
-                Ok(Ok(n)) if n > 0 => {}
-                _ => return,
+            tokio::select! {
+                peeked = tokio::time::timeout(header_read_timeout, stream.peek(&mut first)) => {
+                    match peeked {
+                        Ok(Ok(n)) if n > 0 => {}
+                        _ => return,
+                    }
+                }
+                _ = phase_seen.wait_for(|&p| p >= Phase::Closing) => return,
             }
             let service_handler = handler.clone();
             let service = service_fn(move |req: Request<Incoming>| {
                 std::future::ready(Ok::<_, Infallible>(respond(&*service_handler, &req)))
             });
             let connection = builder.serve_connection(TokioIo::new(stream), service);
-            if let Err(err) = watcher.watch(connection).await {
-                tracing::debug!(error = %err, "connection ended with an error");
+            tokio::select! {
+                result = watcher.watch(connection) => {
+                    if let Err(err) = result {
+                        tracing::debug!(error = %err, "connection ended with an error");
+                    }
+                }
+                _ = phase_seen.wait_for(|&p| p == Phase::Cut) => {}
             }
         });
     }
     drop(listener);
+    let _ = phase.send(Phase::Closing);
     tracing::info!(
         connections = graceful.count(),
         "shutting down: draining connections"
@@ -244,8 +260,20 @@ pub async fn serve<H: Handler>(
             timeout_secs = config.drain_timeout.as_secs_f64(),
             "drain timed out; closing the remaining connections"
         );
+        let _ = phase.send(Phase::Cut);
     }
     Ok(())
+}
+
+/// Where shutdown stands, as seen by connection tasks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Phase {
+    /// Accepting and serving.
+    Serving,
+    /// No longer accepting; connections finish what they are doing.
+    Closing,
+    /// The drain timed out: every remaining connection is dropped.
+    Cut,
 }
 
 /// Pause after a failed `accept` (e.g. out of file descriptors).
