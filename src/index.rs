@@ -321,6 +321,21 @@ impl<'a> Range<'a> {
         }
     }
 
+    /// Bytes of hex per entry written by [`Range::hex_batch`].
+    pub fn hex_stride(&self) -> usize {
+        2 * self.record_len
+    }
+
+    /// Upper-case hex of entries `start..end` in one pass, for renderers that would otherwise
+    /// make one encoder call per entry. Writes `hex_stride()` characters per entry into `out`;
+    /// entry `start + k`'s suffix is `out[k * hex_stride() + 1..][..kind().suffix_hex_len()]`
+    /// (the other characters are the stored count bits). Panics if `out` is too short.
+    pub fn hex_batch(&self, start: usize, end: usize, out: &mut [u8]) {
+        let bytes = &self.records[start * self.record_len..end * self.record_len];
+        const_hex::encode_to_slice_upper(bytes, &mut out[..bytes.len() * 2])
+            .expect("output sized by the caller");
+    }
+
     /// Iterates the entries in ascending suffix order.
     pub fn iter(&self) -> RangeIter<'a> {
         RangeIter {

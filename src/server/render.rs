@@ -18,6 +18,12 @@ pub const PADDING_MAX_ROWS: usize = 209;
 /// Longest rendered line: CRLF, a 35-hex SHA-1 suffix, `:` and a ten-digit count.
 const MAX_LINE: usize = 2 + 35 + 1 + 10;
 
+/// Entries hex-encoded per batch while rendering.
+const HEX_BATCH: usize = 64;
+
+/// Hex characters per record of the longest kind (SHA-1: 2 x 19).
+const MAX_STRIDE: usize = 38;
+
 /// Largest payload of one stored deflate block.
 const STORED_BLOCK_MAX: usize = 0xFFFF;
 
@@ -27,8 +33,8 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 /// Renders a prefix's entries as the upstream `/range` body: `SUFFIX:COUNT` lines, upper-case
 /// hex, CRLF between lines and none after the last. An empty range renders as an empty body.
 ///
-/// The output buffer is sized once for the longest possible lines, and each line is assembled in
-/// a small stack buffer (CRLF, hex suffix, `:`, count) and appended with one copy.
+/// The output buffer is sized once for the longest possible lines; suffixes are hex-encoded a
+/// batch of records at a time and each line is written in place.
 pub fn render_range(range: Range<'_>) -> Vec<u8> {
     let mut out = Vec::with_capacity(range_capacity(range.kind(), range.len()));
     render_range_into(range, &mut out);
@@ -44,41 +50,50 @@ pub fn range_capacity(kind: HashKind, len: usize) -> usize {
 
 /// Appends the rendered range to `out` (see [`render_range`]); `out` should be empty.
 ///
-/// Each line is written in place at the end of `out`: the line's room is first extended with
-/// zeros (a constant-size store), then the hex suffix, `:` and count are written over it, and
-/// `out` is cut back to the line's real length. Assembling lines in a stack buffer and copying
-/// them instead costs twice as much: reading back bytes just written by differently sized
-/// stores defeats the CPU's store-to-load forwarding.
+/// Suffixes are hex-encoded [`HEX_BATCH`] records at a time. Each line is written in place at
+/// the end of `out`: the line's room is first extended with zeros (a constant-size store), then
+/// the suffix, `:` and count are written over it, and `out` is cut back to the line's real
+/// length. Assembling lines in a stack buffer and copying them instead costs twice as much:
+/// reading back bytes just written by differently sized stores defeats store-to-load forwarding.
 pub fn render_range_into(range: Range<'_>, out: &mut Vec<u8>) {
     let suffix_len = range.kind().suffix_hex_len();
+    let stride = range.hex_stride();
     out.reserve(range_capacity(range.kind(), range.len()));
     let mut number = itoa::Buffer::new();
+    let mut hex = [0u8; HEX_BATCH * MAX_STRIDE];
+    let mut entries = range.iter();
     let mut first = true;
-    for entry in range.iter() {
-        let at = out.len();
-        out.extend_from_slice(&[0u8; MAX_LINE]);
-        let line = &mut out[at..];
-        let mut pos = 0;
-        if !first {
-            line[..2].copy_from_slice(b"\r\n");
-            pos = 2;
-        }
-        first = false;
-        entry.write_suffix_hex(&mut line[pos..pos + suffix_len]);
-        pos += suffix_len;
-        line[pos] = b':';
-        pos += 1;
-        let count = entry.count();
-        if count < 10 {
-            // Most counts in the real corpus are single digits.
-            line[pos] = b'0' + count as u8;
+    for start in (0..range.len()).step_by(HEX_BATCH) {
+        let end = (start + HEX_BATCH).min(range.len());
+        // One SIMD hex pass over a batch of records beats one encoder call per line (2x).
+        range.hex_batch(start, end, &mut hex);
+        for (k, entry) in entries.by_ref().take(end - start).enumerate() {
+            let at = out.len();
+            out.extend_from_slice(&[0u8; MAX_LINE]);
+            let line = &mut out[at..];
+            let mut pos = 0;
+            if !first {
+                line[..2].copy_from_slice(b"\r\n");
+                pos = 2;
+            }
+            first = false;
+            line[pos..pos + suffix_len]
+                .copy_from_slice(&hex[k * stride + 1..k * stride + 1 + suffix_len]);
+            pos += suffix_len;
+            line[pos] = b':';
             pos += 1;
-        } else {
-            let digits = number.format(count).as_bytes();
-            line[pos..pos + digits.len()].copy_from_slice(digits);
-            pos += digits.len();
+            let count = entry.count();
+            if count < 10 {
+                // Most counts in the real corpus are single digits.
+                line[pos] = b'0' + count as u8;
+                pos += 1;
+            } else {
+                let digits = number.format(count).as_bytes();
+                line[pos..pos + digits.len()].copy_from_slice(digits);
+                pos += digits.len();
+            }
+            out.truncate(at + pos);
         }
-        out.truncate(at + pos);
     }
 }
 
