@@ -371,7 +371,7 @@ fn consume(
                     std::cmp::Ordering::Less => false,
                 },
             };
-            if in_order && chunk.sorted {
+            if in_order && chunk.first_unsorted.is_none() {
                 writer.push_block(&chunk.block).map_err(write_err)?;
                 last = Some(chunk.last);
             } else {
@@ -448,6 +448,32 @@ pub fn parse_dump_text(
         .map(|chunk| chunk.block)
         .map_err(|fault| ImportError::Line {
             file: file.to_owned(),
+            line: fault.line,
+            message: fault.message,
+        })
+}
+
+/// A bad line in text parsed by [`parse_range_body`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}")]
+pub struct BodyLineError {
+    /// 1-based line number.
+    pub line: u64,
+    /// What was expected and what was found.
+    pub message: String,
+}
+
+/// Parses the `/range` body (or range file) of `prefix`: `SUFFIX:COUNT` lines of `kind`, with
+/// the importer's rules (any line ending, either case, counts 1..=4294967295, no duplicates).
+/// Returns the records in body order and the first line out of order, if any.
+pub fn parse_range_body(
+    text: &[u8],
+    kind: HashKind,
+    prefix: crate::hash::Prefix,
+) -> Result<(crate::writer::EncodedBlock, Option<u64>), BodyLineError> {
+    parse::parse_chunk(text, kind, parse::LineShape::Suffix(prefix))
+        .map(|chunk| (chunk.block, chunk.first_unsorted))
+        .map_err(|fault| BodyLineError {
             line: fault.line,
             message: fault.message,
         })

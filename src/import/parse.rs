@@ -23,8 +23,9 @@ pub(crate) struct ParsedChunk {
     pub first: [u8; MAX_HASH_LEN],
     /// Hash of the last record.
     pub last: [u8; MAX_HASH_LEN],
-    /// Whether every record sorts strictly after the one before it.
-    pub sorted: bool,
+    /// The first line (1-based, in the chunk) whose hash sorts before the previous line's;
+    /// `None` when the chunk is sorted.
+    pub first_unsorted: Option<u64>,
 }
 
 /// A bad line inside a chunk; the caller turns `line` into a file line number.
@@ -87,7 +88,7 @@ pub(crate) fn parse_chunk(
     let mut hash = [0u8; MAX_HASH_LEN];
     let mut previous = [0u8; MAX_HASH_LEN];
     let mut first = [0u8; MAX_HASH_LEN];
-    let mut sorted = true;
+    let mut first_unsorted = None;
     let mut line = 0u64;
     let mut pos = 0usize;
     let len = text.len();
@@ -149,7 +150,9 @@ pub(crate) fn parse_chunk(
                             .into(),
                     ))
                 }
-                std::cmp::Ordering::Less => sorted = false,
+                std::cmp::Ordering::Less => {
+                    first_unsorted.get_or_insert(line);
+                }
             }
         }
         previous = hash;
@@ -160,7 +163,7 @@ pub(crate) fn parse_chunk(
         lines: line,
         first,
         last: previous,
-        sorted,
+        first_unsorted,
     })
 }
 
@@ -232,10 +235,16 @@ fn describe_bad_hash(line: &[u8], kind: HashKind, shape: LineShape) -> String {
 }
 
 fn describe_bad_count(rest: &[u8]) -> String {
+    let zero = rest.first() == Some(&b'0') && !rest.get(1).is_some_and(u8::is_ascii_digit);
     format!(
-        "expected a decimal count from 1 to {} after ':', found {}",
+        "expected a decimal count from 1 to {} after ':', found {}{}",
         u32::MAX,
-        show(rest)
+        show(rest),
+        if zero {
+            " (a count of 0 is an Add-Padding row, never data)"
+        } else {
+            ""
+        }
     )
 }
 
@@ -250,7 +259,7 @@ mod tests {
         let text = b"\xEF\xBB\xBF0000000000000000000000000000000000000001:3\r\n5baa61e4c9b93f3f0682250b6cf8331b7ee68fd8:4294967295";
         let chunk = parse_chunk(text, HashKind::Sha1, LineShape::FullHash).unwrap();
         assert_eq!(chunk.lines, 2);
-        assert!(chunk.sorted);
+        assert_eq!(chunk.first_unsorted, None);
         let mut seen = Vec::new();
         chunk
             .block

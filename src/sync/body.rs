@@ -1,150 +1,44 @@
-//! Validation of upstream `/range` bodies: every line `SUFFIX:COUNT`, CRLF between lines, hex
-//! suffixes of the kind's length, counts from 1 to `u32::MAX`, strictly ascending.
+//! Validation of upstream `/range` bodies, with the importer's line parser: `SUFFIX:COUNT`
+//! lines, hex suffixes of the kind's length, counts from 1 to `u32::MAX` (a count of 0 is an
+//! `Add-Padding` row and is refused), strictly ascending.
 
-use crate::hash::{decode_hex, HashKind, Prefix, MAX_HASH_LEN, PREFIX_HEX_LEN};
-
-/// Longest decimal count accepted (`4294967295` has ten digits).
-const MAX_COUNT_DIGITS: usize = 10;
+use crate::hash::{HashKind, Prefix};
+use crate::import::{parse_range_body, BodyLineError};
 
 /// Why a `/range` body was refused. Line numbers start at 1.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
-    /// A line ended with a bare LF or a stray CR.
-    #[error("line {line}: lines must be separated by CRLF")]
-    LineEnding {
-        /// The offending line.
-        line: usize,
-    },
-    /// Not `SUFFIX:COUNT` with a suffix of the kind's length.
-    #[error("line {line}: expected SUFFIX:COUNT with a {expected}-character hex suffix")]
-    Shape {
-        /// The offending line.
-        line: usize,
-        /// Suffix length for the kind being synced (35 or 27).
-        expected: usize,
-    },
-    /// The suffix has a non-hex character.
-    #[error("line {line}: the suffix is not hexadecimal")]
-    NotHex {
-        /// The offending line.
-        line: usize,
-    },
-    /// The count is not a decimal number within `u32`.
-    #[error("line {line}: the count is not a decimal number from 1 to 4294967295")]
-    Count {
-        /// The offending line.
-        line: usize,
-    },
-    /// A count of 0: an `Add-Padding` row, which is never data.
-    #[error(
-        "line {line}: count 0 is a padding row, never data (does the upstream pad responses?)"
-    )]
-    Padding {
-        /// The offending line.
-        line: usize,
-    },
+    /// A line that is not `SUFFIX:COUNT` of the kind (wrong length, not hex, bad or zero count,
+    /// duplicate).
+    #[error(transparent)]
+    Line(#[from] BodyLineError),
     /// The suffix does not sort after the one before it.
     #[error("line {line}: suffixes are not in strictly ascending order")]
     Order {
         /// The offending line.
-        line: usize,
+        line: u64,
     },
 }
 
 /// Parses and validates the body of `prefix` for `kind`, calling `f(full_hash_bytes, count)` for
-/// every entry in order. Returns the number of entries.
-///
-/// An empty body is a prefix with no entries. One trailing CRLF is tolerated (it carries no data);
-/// anything else that deviates from the upstream format is an error, and `f` may have been called
-/// for the lines before the fault.
+/// every entry in order (only when the whole body is valid). Returns the number of entries.
 pub fn parse_body(
     kind: HashKind,
     prefix: Prefix,
     body: &[u8],
-    mut f: impl FnMut(&[u8], u32),
+    f: impl FnMut(&[u8], u32),
 ) -> Result<usize, BodyError> {
-    let body = body.strip_suffix(b"\r\n").unwrap_or(body);
-    if body.is_empty() {
-        return Ok(0);
+    let (block, first_unsorted) = parse_range_body(body, kind, prefix)?;
+    if let Some(line) = first_unsorted {
+        return Err(BodyError::Order { line });
     }
-    let suffix_len = kind.suffix_hex_len();
-    let mut hex = [0u8; 2 * MAX_HASH_LEN];
-    hex[..PREFIX_HEX_LEN].copy_from_slice(&prefix.to_hex());
-    let hex = &mut hex[..kind.hex_len()];
-    let mut hash = [0u8; MAX_HASH_LEN];
-    let mut previous = [0u8; MAX_HASH_LEN];
-    let hash_len = kind.len();
-    let mut rest = body;
-    let mut line_no = 0usize;
-    while !rest.is_empty() || line_no == 0 {
-        line_no += 1;
-        let line = match memchr::memchr(b'\n', rest) {
-            Some(at) => {
-                let line = &rest[..at];
-                rest = &rest[at + 1..];
-                // A line followed by LF must end in CR, and the body cannot end right after it.
-                match line.strip_suffix(b"\r") {
-                    Some(line) if !rest.is_empty() => line,
-                    // CRLF then nothing: an empty last line.
-                    Some(_) => {
-                        return Err(BodyError::Shape {
-                            line: line_no + 1,
-                            expected: suffix_len,
-                        })
-                    }
-                    None => return Err(BodyError::LineEnding { line: line_no }),
-                }
-            }
-            None => std::mem::take(&mut rest),
-        };
-        if line.len() < suffix_len + 2 || line[suffix_len] != b':' {
-            if line.contains(&b'\r') {
-                return Err(BodyError::LineEnding { line: line_no });
-            }
-            return Err(BodyError::Shape {
-                line: line_no,
-                expected: suffix_len,
-            });
-        }
-        hex[PREFIX_HEX_LEN..].copy_from_slice(&line[..suffix_len]);
-        decode_hex(hex, &mut hash[..hash_len]).ok_or(BodyError::NotHex { line: line_no })?;
-        let count = parse_count(&line[suffix_len + 1..]).ok_or_else(|| {
-            if line.contains(&b'\r') {
-                BodyError::LineEnding { line: line_no }
-            } else {
-                BodyError::Count { line: line_no }
-            }
-        })?;
-        if count == 0 {
-            return Err(BodyError::Padding { line: line_no });
-        }
-        if line_no > 1 && hash[..hash_len] <= previous[..hash_len] {
-            return Err(BodyError::Order { line: line_no });
-        }
-        previous = hash;
-        f(&hash[..hash_len], count);
-    }
-    Ok(line_no)
+    block.for_each(f);
+    Ok(block.len())
 }
 
 /// Validates a body without collecting it; see [`parse_body`].
 pub fn validate_body(kind: HashKind, prefix: Prefix, body: &[u8]) -> Result<usize, BodyError> {
     parse_body(kind, prefix, body, |_, _| {})
-}
-
-/// A decimal `u32` of 1 to 10 digits, nothing else (no sign, no spaces).
-fn parse_count(text: &[u8]) -> Option<u32> {
-    if text.is_empty() || text.len() > MAX_COUNT_DIGITS {
-        return None;
-    }
-    let mut value = 0u64;
-    for &c in text {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        value = value * 10 + u64::from(c - b'0');
-    }
-    u32::try_from(value).ok()
 }
 
 #[cfg(test)]
@@ -178,47 +72,32 @@ mod tests {
         assert_eq!(check(&format!("{S}:4294967295")), Ok(1));
     }
 
+    /// The line number and message of a refused body.
+    fn fault(body: &str) -> (u64, String) {
+        match check(body) {
+            Err(BodyError::Line(e)) => (e.line, e.message),
+            Err(BodyError::Order { line }) => (line, "order".into()),
+            Ok(n) => panic!("accepted {n} entries: {body:?}"),
+        }
+    }
+
     #[test]
     fn refuses_each_kind_of_fault_with_its_line() {
-        assert_eq!(
-            check(&format!("{S}:1\n{T}:1")),
-            Err(BodyError::LineEnding { line: 1 })
-        );
-        assert_eq!(
-            check(&format!("{S}:1\r\n\r\n")),
-            Err(BodyError::Shape {
-                line: 2,
-                expected: 35
-            })
-        );
-        assert_eq!(
-            check(&format!("{S}:1\r\n{}:1", &T[1..])),
-            Err(BodyError::Shape {
-                line: 2,
-                expected: 35
-            })
-        );
-        assert_eq!(
-            check(&format!("{}G:1", &S[..34])),
-            Err(BodyError::NotHex { line: 1 })
-        );
-        assert_eq!(check(&format!("{S}:-1")), Err(BodyError::Count { line: 1 }));
-        assert_eq!(
-            check(&format!("{S}:4294967296")),
-            Err(BodyError::Count { line: 1 })
-        );
-        assert_eq!(
-            check(&format!("{S}:1\r\n{T}:0")),
-            Err(BodyError::Padding { line: 2 })
-        );
-        assert_eq!(
-            check(&format!("{T}:1\r\n{S}:1")),
-            Err(BodyError::Order { line: 2 })
-        );
-        assert_eq!(
-            check(&format!("{S}:1\r\n{S}:1")),
-            Err(BodyError::Order { line: 2 })
-        );
+        let cases = [
+            (format!("{S}:1\r\n\r\n"), 2, "empty line"),
+            (format!("{S}:1\r\n{}:1", &T[1..]), 2, "34 characters"),
+            (format!("{}G:1", &S[..34]), 1, "non-hex"),
+            (format!("{S}:-1"), 1, "decimal count"),
+            (format!("{S}:4294967296"), 1, "decimal count"),
+            (format!("{S}:1\r\n{T}:0"), 2, "Add-Padding row"),
+            (format!("{T}:1\r\n{S}:1"), 2, "order"),
+            (format!("{S}:1\r\n{S}:1"), 2, "duplicate"),
+        ];
+        for (body, line, needle) in cases {
+            let (got_line, message) = fault(&body);
+            assert_eq!(got_line, line, "{body:?}: {message}");
+            assert!(message.contains(needle), "{body:?}: {message}");
+        }
     }
 
     #[test]
