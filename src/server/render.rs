@@ -56,8 +56,20 @@ pub fn range_capacity(kind: HashKind, len: usize) -> usize {
 /// length. Assembling lines in a stack buffer and copying them instead costs twice as much:
 /// reading back bytes just written by differently sized stores defeats store-to-load forwarding.
 pub fn render_range_into(range: Range<'_>, out: &mut Vec<u8>) {
-    let suffix_len = range.kind().suffix_hex_len();
-    let stride = range.hex_stride();
+    // One instance per kind, so every per-line copy has a constant length and is inlined.
+    match range.kind() {
+        HashKind::Sha1 => render_lines::<35, 38>(range, out),
+        HashKind::Ntlm => render_lines::<27, 30>(range, out),
+    }
+}
+
+/// [`render_range_into`] for suffixes of `SUFFIX` hex characters and `STRIDE` hex characters
+/// per record.
+fn render_lines<const SUFFIX: usize, const STRIDE: usize>(range: Range<'_>, out: &mut Vec<u8>) {
+    debug_assert_eq!(
+        (SUFFIX, STRIDE),
+        (range.kind().suffix_hex_len(), range.hex_stride())
+    );
     out.reserve(range_capacity(range.kind(), range.len()));
     let mut number = itoa::Buffer::new();
     let mut hex = [0u8; HEX_BATCH * MAX_STRIDE];
@@ -70,16 +82,18 @@ pub fn render_range_into(range: Range<'_>, out: &mut Vec<u8>) {
         for (k, entry) in entries.by_ref().take(end - start).enumerate() {
             let at = out.len();
             out.extend_from_slice(&[0u8; MAX_LINE]);
-            let line = &mut out[at..];
+            let line = &mut out[at..at + MAX_LINE];
             let mut pos = 0;
             if !first {
                 line[..2].copy_from_slice(b"\r\n");
                 pos = 2;
             }
             first = false;
-            line[pos..pos + suffix_len]
-                .copy_from_slice(&hex[k * stride + 1..k * stride + 1 + suffix_len]);
-            pos += suffix_len;
+            let suffix: &[u8; SUFFIX] = hex[k * STRIDE + 1..][..SUFFIX]
+                .try_into()
+                .expect("constant length");
+            line[pos..pos + SUFFIX].copy_from_slice(suffix);
+            pos += SUFFIX;
             line[pos] = b':';
             pos += 1;
             let count = entry.count();
