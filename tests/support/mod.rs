@@ -196,8 +196,17 @@ pub fn assert_matches<D: AsRef<[u8]> + Sync>(index: &Index<D>, synth: &Synth) {
             assert_eq!(entry.hash(prefix, kind).as_bytes(), &hash[..kind.len()]);
         }
         for (hash, count) in &expected {
-            let hash = hibp_mirror::Hash::from_bytes(kind, &hash[..kind.len()]).unwrap();
-            assert_eq!(index.lookup(&hash), Some(*count), "lookup {hash:?}");
+            let present = hibp_mirror::Hash::from_bytes(kind, &hash[..kind.len()]).unwrap();
+            assert_eq!(index.lookup(&present), Some(*count), "lookup {present:?}");
+            // A neighbour that differs in the last bit is absent unless generated too.
+            let mut near = *hash;
+            near[kind.len() - 1] ^= 1;
+            let absent = hibp_mirror::Hash::from_bytes(kind, &near[..kind.len()]).unwrap();
+            let expected_near = expected
+                .binary_search_by(|(h, _)| h.cmp(&near))
+                .ok()
+                .map(|i| expected[i].1);
+            assert_eq!(index.lookup(&absent), expected_near, "lookup {absent:?}");
         }
         total += expected.len() as u64;
     }
