@@ -222,12 +222,8 @@ impl App {
         body.extend_from_slice(b",\"severity\":\"");
         body.extend_from_slice(severity.name().as_bytes());
         body.extend_from_slice(b"\"}");
-        let mut response = Response::new(ResponseBody::from_bytes(body));
-        let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, APPLICATION_JSON);
-        // The URL holds a full hash: keep it out of shared caches.
-        headers.insert(CACHE_CONTROL, NO_STORE);
-        response
+        // The URL holds a full hash: `json_response` keeps it out of shared caches.
+        json_response(StatusCode::OK, body)
     }
 
     fn healthz(&self) -> Response<ResponseBody> {
@@ -262,13 +258,7 @@ impl App {
         } else {
             StatusCode::OK
         };
-        let mut response = Response::new(ResponseBody::from_bytes(body));
-        *response.status_mut() = status;
-        response
-            .headers_mut()
-            .insert(CONTENT_TYPE, APPLICATION_JSON);
-        response.headers_mut().insert(CACHE_CONTROL, NO_STORE);
-        response
+        json_response(status, body)
     }
 
     fn metrics_page(&self) -> Response<ResponseBody> {
@@ -343,13 +333,20 @@ pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Respo
 }
 
 fn json_error(status: StatusCode, message: &str) -> Response<ResponseBody> {
-    let body = format!("{{\"error\":\"{}\"}}", json_escape(message));
+    json_response(
+        status,
+        format!("{{\"error\":\"{}\"}}", json_escape(message)),
+    )
+}
+
+/// A JSON answer with `Cache-Control: no-store`: these answers describe live state or echo a
+/// full hash, so no shared cache may keep them.
+fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<ResponseBody> {
     let mut response = Response::new(ResponseBody::from_bytes(body));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, APPLICATION_JSON);
-    response.headers_mut().insert(CACHE_CONTROL, NO_STORE);
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, APPLICATION_JSON);
+    headers.insert(CACHE_CONTROL, NO_STORE);
     response
 }
 
