@@ -383,22 +383,11 @@ async fn ntlm_mode_without_an_ntlm_index_is_400_and_other_modes_mean_sha1() {
     let (_, sha1, _) = fixture_files();
     let server = TestServer::start_files(Some(sha1), None, support::test_config()).await;
     let client = support::identity_client();
-    let response = client
-        .get(server.url("/range/01000?mode=ntlm"))
-        .send()
-        .await
-        .unwrap();
+    let response = support::get(&client, server.url("/range/01000?mode=ntlm")).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let text = response.text().await.unwrap();
     assert!(text.contains("NTLM") && !text.contains('\n'), "{text}");
-    let sha1_body = client
-        .get(server.url("/range/01000?mode=sha1"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let sha1_body = support::get_text(&client, server.url("/range/01000?mode=sha1")).await;
     assert_eq!(sha1_body, sha1_synth().range_body(0x1000));
     server.stop().await;
 }
@@ -462,11 +451,11 @@ async fn checkhash_answers_present_absent_and_invalid() {
     let sha1 = sha1_synth();
     let (hash, count) = sha1.prefix_entries(0x1000)[17];
     let hex = sha1.hex(&hash);
-    let response = client
-        .get(server.url(&format!("/checkhash/{}", hex.to_ascii_lowercase())))
-        .send()
-        .await
-        .unwrap();
+    let response = support::get(
+        &client,
+        server.url(&format!("/checkhash/{}", hex.to_ascii_lowercase())),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "application/json");
     let severity = hibp_mirror::severity::Thresholds::DEFAULT.classify(count);
@@ -478,38 +467,21 @@ async fn checkhash_answers_present_absent_and_invalid() {
     let ntlm = ntlm_synth();
     let (hash, count) = ntlm.prefix_entries(0x400)[3];
     let hex = ntlm.hex(&hash);
-    let body = client
-        .get(server.url(&format!("/checkhash/{hex}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = support::get_text(&client, server.url(&format!("/checkhash/{hex}"))).await;
     assert!(body.contains(&format!("\"timesseen\":{count},")), "{body}");
 
     let absent = "0123456789ABCDEF0123456789ABCDEF01234567";
-    let body = client
-        .get(server.url(&format!("/checkhash/{absent}")))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = support::get_text(&client, server.url(&format!("/checkhash/{absent}"))).await;
     assert_eq!(
         body,
         format!("{{\"passwordhash\":\"{absent}\",\"timesseen\":0,\"severity\":\"none\"}}")
     );
 
-    let top = client
-        .get(server.url(&format!("/checkhash/{}", "0".repeat(40))))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let top = support::get_text(
+        &client,
+        server.url(&format!("/checkhash/{}", "0".repeat(40))),
+    )
+    .await;
     assert!(
         top.contains("\"timesseen\":4294967295,\"severity\":\"critical\""),
         "{top}"
@@ -520,11 +492,7 @@ async fn checkhash_answers_present_absent_and_invalid() {
         "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FDZ",
         "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8A",
     ] {
-        let response = client
-            .get(server.url(&format!("/checkhash/{bad}")))
-            .send()
-            .await
-            .unwrap();
+        let response = support::get(&client, server.url(&format!("/checkhash/{bad}"))).await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{bad}");
         assert_eq!(response.headers()["content-type"], "application/json");
         let body = response.text().await.unwrap();
@@ -602,14 +570,7 @@ async fn metrics_count_requests_by_route_and_status() {
     }
     client.get(server.url("/range/XYZ")).send().await.unwrap();
     client.get(server.url("/nowhere")).send().await.unwrap();
-    let text = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = support::get_text(&client, server.url("/metrics")).await;
     for line in [
         "hibp_mirror_requests_total{route=\"range\",status=\"200\"} 3",
         "hibp_mirror_requests_total{route=\"range\",status=\"400\"} 1",
@@ -648,14 +609,7 @@ async fn unknown_paths_are_404_and_keep_alive_reuses_one_connection() {
             .await
             .unwrap();
     }
-    let text = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = support::get_text(&client, server.url("/metrics")).await;
     assert!(text.contains("hibp_mirror_connections_total 1\n"), "{text}");
     server.stop().await;
 }
@@ -790,14 +744,7 @@ async fn a_panicking_handler_answers_500_and_the_server_keeps_serving() {
     }
     let ok = client.get(server.url("/range/01000")).send().await.unwrap();
     assert_eq!(ok.text().await.unwrap(), sha1_synth().range_body(0x1000));
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = support::get_text(&client, server.url("/metrics")).await;
     assert!(
         metrics.contains("hibp_mirror_handler_panics_total 3"),
         "{metrics}"

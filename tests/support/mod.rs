@@ -213,3 +213,13 @@ pub fn assert_matches<D: AsRef<[u8]> + Sync>(index: &Index<D>, synth: &Synth) {
     assert_eq!(index.len(), total);
     index.verify().expect("a fresh index verifies");
 }
+
+/// `GET url` with `client`; panics on a transport error (the status is the caller's to check).
+pub async fn get(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> reqwest::Response {
+    client.get(url).send().await.unwrap()
+}
+
+/// The body of `GET url` as text.
+pub async fn get_text(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
+    get(client, url).await.text().await.unwrap()
+}
