@@ -73,14 +73,7 @@ async fn no_full_hash_reaches_logs_metrics_or_errors() {
             bodies.push_str(&body);
         }
     }
-    let metrics = client
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = support::get_text(&client, server.url("/metrics")).await;
     server.stop().await;
 
     let log = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();

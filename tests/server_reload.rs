@@ -204,7 +204,7 @@ async fn a_renamed_file_is_picked_up_by_the_watcher_and_headers_follow() {
         indexes.reload_counts(HashKind::Sha1).1 == 1
     })
     .await;
-    let still = client.get(&url).send().await.unwrap().text().await.unwrap();
+    let still = support::get_text(&client, &url).await;
     assert_eq!(still, b.range_body(0x100));
     server.stop().await;
 }
@@ -241,14 +241,7 @@ async fn sighup_reloads_the_index() {
         indexes.get(HashKind::Sha1).unwrap().header().build_time == b_time
     })
     .await;
-    let body = client
-        .get(server.url("/range/00100"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let body = support::get_text(&client, server.url("/range/00100")).await;
     assert_eq!(body, b.range_body(0x100));
     server.stop().await;
 }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::format::Header;
 use crate::hash::HashKind;
 
 use super::indexes::{unix_now, IndexSet};
@@ -177,52 +178,32 @@ impl Metrics {
             self.panics.load(Ordering::Relaxed)
         );
 
-        let now = unix_now();
         let kinds = [HashKind::Sha1, HashKind::Ntlm];
         let served: Vec<_> = kinds.iter().map(|&k| (k, indexes.get(k))).collect();
-        gauge_header(
-            &mut out,
-            "hibp_mirror_index_records",
-            "Hashes in the served index.",
-            "gauge",
-        );
-        for (kind, s) in &served {
-            if let Some(s) = s {
-                let _ = writeln!(
-                    out,
-                    "hibp_mirror_index_records{{kind=\"{kind}\"}} {}",
-                    s.header().record_count
-                );
-            }
-        }
-        gauge_header(
-            &mut out,
-            "hibp_mirror_index_build_time_seconds",
-            "Build time of the served index, Unix seconds.",
-            "gauge",
-        );
-        for (kind, s) in &served {
-            if let Some(s) = s {
-                let _ = writeln!(
-                    out,
-                    "hibp_mirror_index_build_time_seconds{{kind=\"{kind}\"}} {}",
-                    s.header().build_time
-                );
-            }
-        }
-        gauge_header(
-            &mut out,
-            "hibp_mirror_index_age_seconds",
-            "Seconds since the served index was built.",
-            "gauge",
-        );
-        for (kind, s) in &served {
-            if let Some(s) = s {
-                let age = now.saturating_sub(s.header().build_time);
-                let _ = writeln!(
-                    out,
-                    "hibp_mirror_index_age_seconds{{kind=\"{kind}\"}} {age}"
-                );
+        // One gauge per header figure, each with a sample per served kind.
+        let gauges: [HeaderGauge; 3] = [
+            (
+                "hibp_mirror_index_records",
+                "Hashes in the served index.",
+                |h| h.record_count,
+            ),
+            (
+                "hibp_mirror_index_build_time_seconds",
+                "Build time of the served index, Unix seconds.",
+                |h| h.build_time,
+            ),
+            (
+                "hibp_mirror_index_age_seconds",
+                "Seconds since the served index was built.",
+                |h| unix_now().saturating_sub(h.build_time),
+            ),
+        ];
+        for (name, help, value) in gauges {
+            gauge_header(&mut out, name, help, "gauge");
+            for (kind, served) in &served {
+                if let Some(served) = served {
+                    let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {}", value(served.header()));
+                }
             }
         }
         gauge_header(
@@ -245,6 +226,9 @@ impl Metrics {
         out
     }
 }
+
+/// A per-kind gauge read off the index header: name, help text, value.
+type HeaderGauge = (&'static str, &'static str, fn(&Header) -> u64);
 
 fn gauge_header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
