@@ -3,11 +3,11 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
 use rayon::prelude::*;
 
 use crate::format::{self, Header, HeaderError};
 use crate::hash::{Hash, HashKind, Prefix, HEX_UPPER, MAX_HASH_LEN, PREFIX_COUNT};
+use crate::mmap::IndexBytes;
 
 /// A sorted, prefix-sharded index of hashes and counts over any byte container.
 ///
@@ -19,9 +19,6 @@ pub struct Index<D> {
     /// The decoded header, checked at open.
     header: Header,
 }
-
-/// An index mapped from a file.
-pub type MappedIndex = Index<Mmap>;
 
 impl<D: AsRef<[u8]> + Sync> Index<D> {
     /// Opens an index over `data`, checking everything that is cheap and independent of the
@@ -244,16 +241,22 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
     }
 }
 
-impl MappedIndex {
+impl Index<IndexBytes> {
     /// Maps the index at `path` and runs the open-time checks of [`Index::open`].
-    pub fn open_path(path: impl AsRef<Path>) -> Result<MappedIndex, OpenError> {
+    ///
+    /// # Safety
+    ///
+    /// The file must not be modified or truncated while the index is alive: see
+    /// [`IndexBytes::map`].
+    pub unsafe fn open_path(path: impl AsRef<Path>) -> Result<Index<IndexBytes>, OpenError> {
         let path = path.as_ref();
         let with_path = |e: OpenError| e.at(path);
         let file = File::open(path).map_err(|source| OpenError::Io {
             path: path.to_owned(),
             source,
         })?;
-        let map = crate::mmap::map_readonly(&file).map_err(|source| OpenError::Io {
+        // SAFETY: forwarded to the caller, per this function's contract.
+        let map = unsafe { IndexBytes::map(&file) }.map_err(|source| OpenError::Io {
             path: path.to_owned(),
             source,
         })?;

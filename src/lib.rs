@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`hash`]: hash kinds, full hashes and 5-hex prefixes; hex parsing and formatting, no I/O.
 //! - [`format`]: the index file format; the only module that knows byte offsets.
-//! - [`mmap`]: the crate's single `unsafe` block, mapping a file read-only, and its contract.
+//! - [`mmap`]: the crate's single `unsafe` operation, mapping a file read-only, with its contract;
+//!   [`IndexBytes`], index bytes mapped or owned.
 //! - [`index`]: the read side: open with cheap checks, `range`, `lookup`, full `verify`.
 //! - [`writer`]: the write side: encoded blocks in, a complete file committed atomically.
 //! - [`import`]: dump files, gzip, stdin and per-prefix directories in; an index out.
@@ -30,4 +31,5 @@ pub mod sync;
 pub mod writer;
 
 pub use hash::{Hash, HashKind, Prefix};
-pub use index::{Entry, Index, MappedIndex, OpenError, Range, VerifyError};
+pub use index::{Entry, Index, OpenError, Range, VerifyError};
+pub use mmap::IndexBytes;

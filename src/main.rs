@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use hibp_mirror::import::{self, ImportOptions, Input};
 use hibp_mirror::server::{self, IndexSet, IndexSource};
 use hibp_mirror::severity::Thresholds;
-use hibp_mirror::{sample, sync, Hash, HashKind, Index, MappedIndex};
+use hibp_mirror::{sample, sync, Hash, HashKind, Index, IndexBytes};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Self-hosted, offline mirror of the Have I Been Pwned Pwned Passwords range API.
@@ -424,8 +424,10 @@ fn import(options: &ImportOptions) -> Result<()> {
     Ok(())
 }
 
-fn open_index(path: &Path) -> Result<MappedIndex> {
-    Ok(MappedIndex::open_path(path)?)
+fn open_index(path: &Path) -> Result<Index<IndexBytes>> {
+    // SAFETY: index files are replaced only by rename (what import and sync do), never modified
+    // in place; this command reads the index once and exits.
+    Ok(unsafe { Index::open_path(path) }?)
 }
 
 /// Answers each stdin line with `HASH:COUNT`; in password mode the password is hashed with the
@@ -590,7 +592,7 @@ fn audit_command(
         };
         inputs.push((path.display().to_string(), data));
     }
-    let mapped: Vec<MappedIndex> = [index, ntlm_index]
+    let mapped: Vec<Index<IndexBytes>> = [index, ntlm_index]
         .into_iter()
         .flatten()
         .map(open_index)

@@ -3,6 +3,7 @@
 
 use crate::hash::{Hash, HashKind};
 use crate::index::Index;
+use crate::mmap::IndexBytes;
 use crate::writer;
 
 /// The bundled SHA-1 sample dump.
@@ -15,7 +16,7 @@ pub const SAMPLE_NTLM: &str = include_str!("../data/sample-ntlm.txt");
 pub const SAMPLE_BUILD_TIME: u64 = 1_764_000_000;
 
 /// An in-memory index of the bundled sample for `kind`.
-pub fn sample_index(kind: HashKind) -> Index<Vec<u8>> {
+pub fn sample_index(kind: HashKind) -> Index<IndexBytes> {
     let text = match kind {
         HashKind::Sha1 => SAMPLE_SHA1,
         HashKind::Ntlm => SAMPLE_NTLM,
@@ -34,7 +35,7 @@ pub fn sample_index(kind: HashKind) -> Index<Vec<u8>> {
         &format!("bundled {kind} sample (sample counts)"),
         SAMPLE_BUILD_TIME,
     );
-    Index::open(bytes).expect("bundled sample builds a valid index")
+    Index::open(IndexBytes::Owned(bytes)).expect("bundled sample builds a valid index")
 }
 
 #[cfg(test)]

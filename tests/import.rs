@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use hibp_mirror::import::{self, ImportError, ImportOptions, Input};
-use hibp_mirror::{Hash, HashKind, MappedIndex, Prefix};
+use hibp_mirror::{Hash, HashKind, Prefix};
 use support::{assert_matches, dump_text, Synth};
 
 /// 256 populated prefixes x ~200 hashes: small, plus the all-0 and all-F edge hashes.
@@ -37,7 +37,7 @@ fn lf_dump_round_trips_with_edges_and_empty_prefixes() {
     let synth = small(20);
     let summary = import_text(dir.path(), &dump_text(&synth, false, true)).unwrap();
     assert!(summary.streamed);
-    let index = MappedIndex::open_path(dir.path().join("out.idx")).unwrap();
+    let index = support::open_index(dir.path().join("out.idx"));
     assert_matches(&index, &synth);
     let zero = Hash::parse_hex(&[b'0'; 40]).unwrap();
     let ones = Hash::parse_hex(&[b'F'; 40]).unwrap();
@@ -62,10 +62,7 @@ fn crlf_dump_without_final_newline_and_with_boms_round_trips() {
         with_boms.extend_from_slice(line);
     }
     import_text(dir.path(), &with_boms).unwrap();
-    assert_matches(
-        &MappedIndex::open_path(dir.path().join("out.idx")).unwrap(),
-        &synth,
-    );
+    assert_matches(&support::open_index(dir.path().join("out.idx")), &synth);
 }
 
 #[test]
@@ -75,10 +72,7 @@ fn lowercase_multi_chunk_dump_round_trips() {
     let text = dump_text(&synth, false, true).to_ascii_lowercase();
     assert!(text.len() > 8 << 20, "needs several chunks");
     import_text(dir.path(), &text).unwrap();
-    assert_matches(
-        &MappedIndex::open_path(dir.path().join("out.idx")).unwrap(),
-        &synth,
-    );
+    assert_matches(&support::open_index(dir.path().join("out.idx")), &synth);
 }
 
 #[test]
@@ -87,10 +81,7 @@ fn ntlm_dump_round_trips_and_kind_is_detected() {
     let synth = small(16);
     let summary = import_text(dir.path(), &dump_text(&synth, true, true)).unwrap();
     assert_eq!(summary.header.kind, HashKind::Ntlm);
-    assert_matches(
-        &MappedIndex::open_path(dir.path().join("out.idx")).unwrap(),
-        &synth,
-    );
+    assert_matches(&support::open_index(dir.path().join("out.idx")), &synth);
 }
 
 #[test]
@@ -113,7 +104,7 @@ fn gzip_with_concatenated_members_round_trips() {
     drop(file);
     let out = dir.path().join("out.idx");
     run_import(vec![Input::from_arg(&path)], &out).unwrap();
-    assert_matches(&MappedIndex::open_path(&out).unwrap(), &synth);
+    assert_matches(&support::open_index(&out), &synth);
 }
 
 #[test]
@@ -143,7 +134,7 @@ fn stdin_import_through_the_binary_round_trips() {
     let summary = String::from_utf8_lossy(&result.stderr);
     assert!(summary.contains("bytes per record"), "{summary}");
     assert!(summary.contains("prefixes are empty"), "{summary}");
-    assert_matches(&MappedIndex::open_path(&out).unwrap(), &synth);
+    assert_matches(&support::open_index(&out), &synth);
 }
 
 #[test]
@@ -162,7 +153,7 @@ fn range_directory_round_trips() {
     let out = dir.path().join("out.idx");
     let summary = run_import(vec![Input::from_arg(&ranges)], &out).unwrap();
     assert_eq!(summary.skipped_files.len(), 1);
-    assert_matches(&MappedIndex::open_path(&out).unwrap(), &synth);
+    assert_matches(&support::open_index(&out), &synth);
 }
 
 #[test]
@@ -184,7 +175,7 @@ fn unsorted_input_is_sorted_in_bounded_runs() {
     let summary = import::import(&options).unwrap();
     assert!(!summary.streamed);
     assert!(summary.spilled_runs > 5, "{} runs", summary.spilled_runs);
-    assert_matches(&MappedIndex::open_path(&out).unwrap(), &synth);
+    assert_matches(&support::open_index(&out), &synth);
     let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
     assert_eq!(leftovers.len(), 2, "only the input and the index remain");
 }
@@ -205,7 +196,7 @@ fn several_inputs_out_of_order_are_merged() {
     let out = dir.path().join("out.idx");
     let summary = run_import(vec![Input::File(first), Input::File(second)], &out).unwrap();
     assert!(!summary.streamed);
-    assert_matches(&MappedIndex::open_path(&out).unwrap(), &synth);
+    assert_matches(&support::open_index(&out), &synth);
 }
 
 /// Imports `text` with line `line` (1-based) replaced by `bad`; returns the error message.
@@ -341,7 +332,7 @@ fn killed_import_leaves_the_previous_index_intact() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert_eq!(fs::read(&path).unwrap(), before);
-    MappedIndex::open_path(&path).unwrap().verify().unwrap();
+    support::open_index(&path).verify().unwrap();
 }
 
 #[test]
@@ -357,7 +348,7 @@ fn empty_input_needs_a_kind_and_then_builds_an_empty_index() {
     let mut options = ImportOptions::new(vec![Input::File(empty)], &out);
     options.kind = Some(HashKind::Ntlm);
     import::import(&options).unwrap();
-    let index = MappedIndex::open_path(&out).unwrap();
+    let index = support::open_index(&out);
     assert!(index.is_empty());
     index.verify().unwrap();
 }

@@ -42,7 +42,7 @@ fn fixture_files() -> &'static (tempfile::TempDir, PathBuf, PathBuf) {
 }
 
 fn records_in(path: &std::path::Path) -> u64 {
-    hibp_mirror::MappedIndex::open_path(path).unwrap().len()
+    support::open_index(path).len()
 }
 
 async fn start_both(config: Config) -> TestServer {

@@ -20,7 +20,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use hibp_mirror::{HashKind, MappedIndex, Prefix};
+use hibp_mirror::{HashKind, Index, IndexBytes, Prefix};
 use support::{kind_of, replace_file, write_index, Synth};
 
 /// The path of the built binary under test.
@@ -191,7 +191,7 @@ fn summary(fetched: u64, not_modified: u64) -> String {
 }
 
 /// One prefix's entries as `(suffix hex, count)`.
-fn entries(index: &MappedIndex, prefix: Prefix) -> Vec<(String, u32)> {
+fn entries(index: &Index<IndexBytes>, prefix: Prefix) -> Vec<(String, u32)> {
     index
         .range(prefix)
         .iter()
@@ -202,8 +202,8 @@ fn entries(index: &MappedIndex, prefix: Prefix) -> Vec<(String, u32)> {
 /// Asserts that `synced` holds exactly `source`'s entries in `range` and nothing elsewhere, that
 /// its kind matches and that its label marks the partial range.
 fn assert_synced(synced: &Path, source: &Path, range: &RangeInclusive<u32>, label_range: &str) {
-    let synced = MappedIndex::open_path(synced).unwrap();
-    let source = MappedIndex::open_path(source).unwrap();
+    let synced = support::open_index(synced);
+    let source = support::open_index(source);
     synced.verify().expect("the synced index verifies");
     assert_eq!(synced.header().kind, source.header().kind);
     assert!(
@@ -234,7 +234,7 @@ fn assert_synced(synced: &Path, source: &Path, range: &RangeInclusive<u32>, labe
 /// A generated corpus written as an index file whose header says it was built at `build_time`.
 fn corpus(dir: &Path, name: &str, synth: &Synth, build_time: u64) -> PathBuf {
     let path = write_index(dir, name, synth, build_time);
-    let index = MappedIndex::open_path(&path).unwrap();
+    let index = support::open_index(&path);
     assert_eq!(index.kind(), kind_of(synth));
     path
 }
@@ -263,7 +263,7 @@ fn sync_from_a_mirror_is_exact_then_incremental_then_follows_a_new_index() {
     assert_eq!(upstream.range_answers(200), prefixes);
     assert_eq!(upstream.range_answers(304), 0);
     assert_synced(&synced, &source, &range, RANGE);
-    let crc = MappedIndex::open_path(&synced).unwrap().header().body_crc;
+    let crc = support::open_index(&synced).header().body_crc;
 
     // 2. Nothing changed upstream: every prefix is a 304 and the index content is the same.
     let out = sync(&upstream, &mirror_dir, RANGE, &[]);
@@ -273,10 +273,7 @@ fn sync_from_a_mirror_is_exact_then_incremental_then_follows_a_new_index() {
     assert_eq!(upstream.range_answers(200), prefixes, "no body re-sent");
     assert_eq!(upstream.range_answers(304), prefixes);
     assert_synced(&synced, &source, &range, RANGE);
-    assert_eq!(
-        MappedIndex::open_path(&synced).unwrap().header().body_crc,
-        crc
-    );
+    assert_eq!(support::open_index(&synced).header().body_crc, crc);
 
     // 3. The upstream's index is replaced by rename. Its ETags are per index, so every prefix is
     //    downloaded again, and the mirror follows the new corpus.
@@ -291,7 +288,7 @@ fn sync_from_a_mirror_is_exact_then_incremental_then_follows_a_new_index() {
     assert_eq!(upstream.range_answers(304), prefixes);
     assert_synced(&synced, &source, &range, RANGE);
     assert_ne!(
-        MappedIndex::open_path(&synced).unwrap().header().body_crc,
+        support::open_index(&synced).header().body_crc,
         crc,
         "the new corpus differs from the old one"
     );
@@ -324,7 +321,7 @@ fn ntlm_sync_from_a_mirror_serving_both_kinds() {
     assert_synced(&synced, &ntlm, &range, RANGE);
     let edge = Prefix::new(0xFFFFF).unwrap();
     assert!(
-        entries(&MappedIndex::open_path(&synced).unwrap(), edge).contains(&("F".repeat(27), 1)),
+        entries(&support::open_index(&synced), edge).contains(&("F".repeat(27), 1)),
         "the all-F NTLM hash is synced"
     );
 

@@ -16,8 +16,9 @@ use arc_swap::{ArcSwapOption, Guard};
 use hyper::header::HeaderValue;
 
 use crate::format::Header;
-use crate::hash::{Hash, HashKind, Prefix};
-use crate::index::{Index, MappedIndex, OpenError, Range};
+use crate::hash::HashKind;
+use crate::index::{Index, OpenError};
+use crate::mmap::IndexBytes;
 use crate::sample;
 
 /// Where a kind's index comes from.
@@ -34,42 +35,6 @@ impl fmt::Display for IndexSource {
         match self {
             IndexSource::Sample => f.write_str("bundled sample"),
             IndexSource::File(path) => write!(f, "{}", path.display()),
-        }
-    }
-}
-
-/// An index held in memory (the bundled sample) or mapped from a file.
-pub enum LoadedIndex {
-    /// Mapped from a file.
-    Mapped(MappedIndex),
-    /// Built in memory.
-    Memory(Index<Vec<u8>>),
-}
-
-impl LoadedIndex {
-    /// The entries under `prefix`.
-    #[inline]
-    pub fn range(&self, prefix: Prefix) -> Range<'_> {
-        match self {
-            LoadedIndex::Mapped(index) => index.range(prefix),
-            LoadedIndex::Memory(index) => index.range(prefix),
-        }
-    }
-
-    /// The count of `hash`, if present.
-    #[inline]
-    pub fn lookup(&self, hash: &Hash) -> Option<u32> {
-        match self {
-            LoadedIndex::Mapped(index) => index.lookup(hash),
-            LoadedIndex::Memory(index) => index.lookup(hash),
-        }
-    }
-
-    /// The index header.
-    pub fn header(&self) -> &Header {
-        match self {
-            LoadedIndex::Mapped(index) => index.header(),
-            LoadedIndex::Memory(index) => index.header(),
         }
     }
 }
@@ -105,7 +70,7 @@ impl FileId {
 /// load, never per request).
 pub struct Served {
     /// The index.
-    index: LoadedIndex,
+    index: Index<IndexBytes>,
     /// Where it came from, for logs and `/healthz`.
     source: IndexSource,
     /// Identity of the file it was loaded from, to notice when the path is replaced.
@@ -122,7 +87,7 @@ pub struct Served {
 }
 
 impl Served {
-    fn new(index: LoadedIndex, source: IndexSource, file_id: Option<FileId>) -> Served {
+    fn new(index: Index<IndexBytes>, source: IndexSource, file_id: Option<FileId>) -> Served {
         let header = index.header();
         let tag = format!(
             "{}-{:08x}-{:x}-{:x}",
@@ -142,7 +107,7 @@ impl Served {
     }
 
     /// The index.
-    pub fn index(&self) -> &LoadedIndex {
+    pub fn index(&self) -> &Index<IndexBytes> {
         &self.index
     }
 
@@ -399,7 +364,7 @@ impl Slot {
 fn load(kind: HashKind, source: &IndexSource) -> Result<Served, LoadError> {
     match source {
         IndexSource::Sample => Ok(Served::new(
-            LoadedIndex::Memory(sample::sample_index(kind)),
+            sample::sample_index(kind),
             IndexSource::Sample,
             None,
         )),
@@ -417,7 +382,11 @@ fn load(kind: HashKind, source: &IndexSource) -> Result<Served, LoadError> {
 /// between the two, the next poll sees a different identity and loads it again: never a missed
 /// change, at worst one extra reload.
 fn load_file(kind: HashKind, path: &Path, id: FileId) -> Result<Served, LoadError> {
-    let index = MappedIndex::open_path(path)?;
+    // SAFETY: index files are only ever replaced by rename (import, sync and export do so; the
+    // operator guide says to), which leaves this mapping of the old inode intact. An in-place
+    // truncation or overwrite by an operator breaks the contract; the server's defence against
+    // it is in the hardening issue's file lease and same-inode change checks.
+    let index = unsafe { Index::open_path(path) }?;
     if index.kind() != kind {
         return Err(LoadError::WrongKind {
             path: path.to_owned(),
@@ -426,7 +395,7 @@ fn load_file(kind: HashKind, path: &Path, id: FileId) -> Result<Served, LoadErro
         });
     }
     Ok(Served::new(
-        LoadedIndex::Mapped(index),
+        index,
         IndexSource::File(path.to_owned()),
         Some(id),
     ))

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use hibp_mirror::server::{self, App, Config, Handler, IndexSet, IndexSource};
-use hibp_mirror::{writer, HashKind, Index, Prefix};
+use hibp_mirror::{writer, HashKind, Index, IndexBytes, Prefix};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -19,6 +19,14 @@ use tokio::task::JoinHandle;
 pub use synth::{SplitMix64, Synth};
 
 /// The kind of a generated corpus.
+/// Maps the index at `path` (panics if it does not open).
+#[allow(dead_code)]
+pub fn open_index(path: impl AsRef<Path>) -> Index<IndexBytes> {
+    // SAFETY: test indexes live in the test's own temporary directory and are only replaced by
+    // rename, never modified in place while mapped.
+    unsafe { Index::open_path(path) }.unwrap()
+}
+
 pub fn kind_of(synth: &Synth) -> HashKind {
     match synth.hash_len {
         20 => HashKind::Sha1,
