@@ -17,8 +17,10 @@
 //! - [`server`]: the HTTP server (`/range`, `/checkhash`, `/healthz`, `/metrics`) with hot reload.
 //! - [`sync`]: mirror an upstream range API into a resumable state directory, then build an index.
 //! - [`audit`]: check an organisation's credential hashes (bare, `user:hash`, pwdump) in bulk.
+//! - [`context`]: warn when a password contains the user's name, e-mail or organisation.
 
 pub mod audit;
+pub mod context;
 pub mod format;
 pub mod hash;
 pub mod import;
