@@ -171,7 +171,8 @@ impl Context {
             .filter(|(t, _)| {
                 !matched.iter().any(|(longer, _)| {
                     longer.folded.chars().count() > t.folded.chars().count()
-                        && (longer.folded.contains(&t.folded) || longer.folded.contains(&t.reversed))
+                        && (longer.folded.contains(&t.folded)
+                            || longer.folded.contains(&t.reversed))
                 })
             })
             .map(|(t, kind)| Warning {
@@ -277,7 +278,13 @@ mod tests {
         let context = Context::parse_list("alice, alice@example.com ,Acme");
         assert_eq!(
             context.tokens().collect::<Vec<_>>(),
-            ["alice", "alice@example.com", "example.com", "example", "Acme"]
+            [
+                "alice",
+                "alice@example.com",
+                "example.com",
+                "example",
+                "Acme"
+            ]
         );
         assert!(Context::parse_list("").is_empty());
         assert!(Context::parse_list("ab,,x").is_empty());

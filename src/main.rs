@@ -216,6 +216,9 @@ struct ServeArgs {
     /// Accept HTTP/2 with prior knowledge (h2c) besides HTTP/1.1.
     #[arg(long, env = "HIBP_MIRROR_HTTP2", default_value_t = true, action = clap::ArgAction::Set)]
     http2: bool,
+    /// Serve the check page at `/` (hashes in the browser; sends only a 5-hex prefix).
+    #[arg(long, env = "HIBP_MIRROR_PAGE", default_value_t = true, action = clap::ArgAction::Set)]
+    page: bool,
     /// Log format.
     #[arg(long, env = "HIBP_MIRROR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
@@ -319,6 +322,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             .filter(|d| !d.is_zero()),
         reload_on_sighup: true,
         http2: args.http2,
+        page: args.page,
     };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = args.workers {
