@@ -431,7 +431,8 @@
   function render(kind, prefix, by, found, warnings) {
     var tier = classify(found.count, config.thresholds);
     var nodes = [];
-    var head = el('h2', 'verdict ' + (found.count > 0 ? 'bad' : 'good'),
+    var mood = found.count > 0 ? 'bad' : warnings.length ? 'warn' : 'good';
+    var head = el('h2', 'verdict ' + mood,
       found.count > 0 ? 'Found in breaches' : 'Not found in breaches');
     head.id = 'verdict';
     nodes.push(head);
@@ -463,7 +464,7 @@
       box.append(el('h3', null, 'It contains details of the account'));
       var list = el('ul');
       warnings.forEach(function (w) {
-        list.append(el('li', null, 'The ' + ENTRY_NAMES[w.entry] + ' part “' + w.token + '”, ' +
+        list.append(el('li', null, '“' + w.token + '” from the ' + ENTRY_NAMES[w.entry] + ', ' +
           KIND_TEXT[w.kind] + '.'));
       });
       box.append(list, el('p', null, CONTEXT_TEXT));
