@@ -111,7 +111,7 @@ enum Command {
         ntlm_index: Option<PathBuf>,
         /// Output format: text, json or csv (csv writes the summary to stderr).
         #[arg(long, default_value = "text")]
-        format: hibp_mirror::audit::Format,
+        format: hibp_mirror::audit::ReportFormat,
         /// Print each account's hash too.
         #[arg(long)]
         show_hashes: bool,
@@ -578,7 +578,7 @@ fn audit_command(
     quiet: bool,
     files: &[PathBuf],
 ) -> Result<()> {
-    use hibp_mirror::audit::{self, Corpus};
+    use hibp_mirror::audit;
 
     let mut inputs = Vec::with_capacity(files.len());
     for path in files {
@@ -609,19 +609,26 @@ fn audit_command(
         );
     }
     let samples;
-    let corpora: Vec<&dyn Corpus> = if mapped.is_empty() {
+    let indexes = if mapped.is_empty() {
         eprintln!("hibp-mirror: no --index given, auditing against the bundled samples");
         samples = [
             sample::sample_index(HashKind::Sha1),
             sample::sample_index(HashKind::Ntlm),
         ];
-        samples.iter().map(|i| i as &dyn Corpus).collect()
+        audit::Indexes {
+            sha1: Some(&samples[0]),
+            ntlm: Some(&samples[1]),
+        }
     } else {
-        mapped.iter().map(|i| i as &dyn Corpus).collect()
+        let of = |kind| mapped.iter().find(|i| i.kind() == kind);
+        audit::Indexes {
+            sha1: of(HashKind::Sha1),
+            ntlm: of(HashKind::Ntlm),
+        }
     };
     let total: u64 = inputs.iter().map(|(_, d)| d.len() as u64).sum();
     let bar = progress_bar(total, quiet, "bytes");
-    let report = audit::audit(&inputs, &corpora, thresholds, &bar);
+    let report = audit::audit(&inputs, indexes, thresholds, &bar);
     bar.finish_and_clear();
     let mut out = BufWriter::new(io::stdout().lock());
     render.write(&report, &mut out, &mut io::stderr().lock())?;
