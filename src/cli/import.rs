@@ -3,11 +3,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::builder::RangedU64ValueParser;
 use hibp_mirror::import::{self, ImportOptions, Input, DEFAULT_SORT_MEMORY};
 use hibp_mirror::HashKind;
 
-use super::{progress_bar, Unit};
+use super::{at_least_one, progress_bar, Unit};
 
 /// Build an index from Pwned Passwords dumps.
 ///
@@ -30,7 +29,7 @@ pub struct ImportArgs {
     kind: Option<HashKind>,
     /// Memory for sorting unsorted input, in MiB.
     #[arg(long, value_name = "MIB", default_value_t = DEFAULT_SORT_MEMORY >> 20,
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..=(usize::MAX >> 20) as u64))]
+          value_parser = sort_memory_mib)]
     sort_memory_mib: usize,
     /// No progress bar.
     #[arg(long, short)]
@@ -39,6 +38,14 @@ pub struct ImportArgs {
     /// incomplete. For scratch builds and benchmarks only.
     #[arg(long)]
     no_fsync: bool,
+}
+
+/// MiB >= 1 whose byte count fits in `usize`.
+fn sort_memory_mib(text: &str) -> Result<usize, String> {
+    let mib: usize = at_least_one(text)?;
+    mib.checked_mul(1 << 20)
+        .map(|_| mib)
+        .ok_or_else(|| format!("{mib} MiB is more memory than this machine can address"))
 }
 
 impl ImportArgs {

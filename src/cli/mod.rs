@@ -154,3 +154,15 @@ pub fn announce_index(doing: &str, flag: &str, env: &str, path: &Path, index: &I
         index.header().build_time,
     );
 }
+
+/// Parses a whole number >= 1, for counts where zero would stall or disable the command
+/// (`--concurrency`, `--max-tries`, `--workers`, ...).
+pub fn at_least_one<T>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + From<u8>,
+{
+    match text.trim().parse::<T>() {
+        Ok(n) if n >= T::from(1) => Ok(n),
+        _ => Err(format!("expected a whole number >= 1, got {text:?}")),
+    }
+}

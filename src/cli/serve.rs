@@ -6,12 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use clap::builder::RangedU64ValueParser;
 use hibp_mirror::server::{self, IndexSet, IndexSource};
 use hibp_mirror::severity::Thresholds;
 use hibp_mirror::HashKind;
 
-use super::{Seconds, ENV_INDEX, ENV_NTLM_INDEX};
+use super::{at_least_one, Seconds, ENV_INDEX, ENV_NTLM_INDEX};
 
 /// Serve the Pwned Passwords range API (and /checkhash, /healthz, /metrics) over HTTP.
 ///
@@ -42,7 +41,7 @@ pub struct ServeArgs {
     severity_thresholds: Thresholds,
     /// Most concurrent connections (at least 1); more wait in the listen backlog.
     #[arg(long, value_name = "N", env = "HIBP_MIRROR_MAX_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CONNECTIONS,
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+          value_parser = at_least_one::<usize>)]
     max_connections: usize,
     /// Seconds (> 0) a client gets to send a complete request head.
     #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_HEADER_TIMEOUT", value_parser = Seconds::parse_positive,
@@ -67,7 +66,7 @@ pub struct ServeArgs {
     log_format: LogFormat,
     /// Runtime worker threads, at least 1 (default: one per CPU).
     #[arg(long, value_name = "N", env = "HIBP_MIRROR_WORKERS",
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+          value_parser = at_least_one::<usize>)]
     workers: Option<usize>,
 }
 

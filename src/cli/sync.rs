@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::builder::RangedU64ValueParser;
 use hibp_mirror::sync::{self, state::StateDir, SyncOptions};
 use hibp_mirror::HashKind;
 
-use super::{progress_bar, Seconds, Unit};
+use super::{at_least_one, progress_bar, Seconds, Unit};
 
 /// Mirror every range from an upstream range API (the public one or another hibp-mirror)
 /// and build an index from it.
@@ -34,14 +33,14 @@ pub struct SyncArgs {
     state: Option<PathBuf>,
     /// Requests in flight at once (at least 1).
     #[arg(long, value_name = "N", default_value_t = sync::DEFAULT_CONCURRENCY,
-          value_parser = RangedU64ValueParser::<usize>::new().range(1..))]
+          value_parser = at_least_one::<usize>)]
     concurrency: usize,
     /// Build the index even if some ranges could not be fetched (they are listed, and empty).
     #[arg(long)]
     allow_gaps: bool,
     /// Tries per range before giving up on it (at least 1).
     #[arg(long, value_name = "N", default_value_t = sync::DEFAULT_MAX_TRIES,
-          value_parser = clap::value_parser!(u32).range(1..))]
+          value_parser = at_least_one::<u32>)]
     max_tries: u32,
     /// Time limit for one request, in seconds (> 0).
     #[arg(long, value_name = "SECS", value_parser = Seconds::parse_positive,

@@ -114,3 +114,52 @@ fn exchange(
     let text = String::from_utf8_lossy(&head[..n]);
     Ok(text.lines().next().unwrap_or("").to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::server::{self, App, Config, IndexSet};
+
+    /// The probe against the real server over loopback TCP: 200 on `/healthz`, a status error
+    /// naming the status line elsewhere, and clear errors for https and a closed port.
+    #[test]
+    fn probes_the_real_server() {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let config = Config {
+            reload_on_sighup: false,
+            watch_interval: None,
+            ..Config::default()
+        };
+        let app = Arc::new(App::new(Arc::new(IndexSet::sample()), config));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = runtime.spawn(server::run(listener, app, async {
+            let _ = stopped.await;
+        }));
+
+        probe(&format!("http://{addr}/healthz"), DEFAULT_TIMEOUT).unwrap();
+        match probe(&format!("http://{addr}/nope"), DEFAULT_TIMEOUT) {
+            Err(HealthcheckError::Status { status_line, .. }) => {
+                assert!(status_line.starts_with("HTTP/1.1 404"), "{status_line}")
+            }
+            other => panic!("expected a status error, got {other:?}"),
+        }
+        assert!(matches!(
+            probe(&format!("https://{addr}/healthz"), DEFAULT_TIMEOUT),
+            Err(HealthcheckError::NotHttp { .. })
+        ));
+
+        stop.send(()).unwrap();
+        runtime.block_on(server).unwrap().unwrap();
+        // Nothing listens there any more.
+        assert!(matches!(
+            probe(&format!("http://{addr}/healthz"), DEFAULT_TIMEOUT),
+            Err(HealthcheckError::Io { .. })
+        ));
+    }
+}
