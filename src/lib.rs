@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`hash`]: hash kinds, full hashes and 5-hex prefixes; hex parsing and formatting, no I/O.
-//! - [`format`]: the index file format; the only module that knows byte offsets.
+//! - [`format`](mod@format): the index file format; the only module that knows byte offsets.
 //! - [`mmap`]: the crate's single `unsafe` operation, mapping a file read-only, with its contract;
 //!   [`IndexBytes`], index bytes mapped or owned.
 //! - [`index`]: the read side: open with cheap checks, `range`, `lookup`, full `verify`.
