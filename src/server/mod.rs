@@ -9,6 +9,7 @@
 //! - [`metrics`]: request counters and histograms in the Prometheus text format.
 //! - [`route`]: route classification and the privacy-safe form of a path for logs.
 //! - [`body`]: the response body type.
+//! - [`healthcheck`]: the client side of `/healthz`, for container health checks.
 //! - [`page`]: the check page at `/` (embedded HTML, script and style) and `/config.json`.
 //!
 //! This module holds the connection loop: [`run`] takes a bound listener and a shutdown future,
@@ -16,6 +17,7 @@
 
 pub mod app;
 pub mod body;
+pub mod healthcheck;
 pub mod indexes;
 pub mod metrics;
 pub mod page;
