@@ -1,9 +1,13 @@
 //! The check page over real TCP on 127.0.0.1:0: its security headers, `/config.json` (thresholds
 //! from the server's settings, kinds actually served), the `page` switch, and the hash vectors the
-//! browser test checks the page's JavaScript against. The page's behaviour in a real browser is
-//! tested by `tools/browser-test.sh`.
+//! browser test checks the page's JavaScript against, and `check --context` (the same rules from
+//! the command line) on the shared case table. The page's behaviour in a real browser is tested by
+//! `tools/browser-test.sh`.
 
 mod support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
 
 use hibp_mirror::server::{Config, IndexSet, IndexSource};
 use hibp_mirror::severity::Thresholds;
@@ -212,6 +216,113 @@ fn hash_vectors_agree_with_the_library() {
             HashKind::Ntlm.hash_password(password).to_hex(),
             v["ntlm"].as_str().unwrap(),
             "NTLM of {password:?}"
+        );
+    }
+}
+
+/// Runs `hibp-mirror check` with `args`, feeding `input` on stdin; returns stdout.
+fn run_check(args: &[&str], input: &str) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
+        .arg("check")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child.stdin.take().unwrap().write_all(input.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn check_with_context_prints_tier_and_warnings() {
+    let stdout = run_check(
+        &["--context", "alice,alice@example.com,Acme"],
+        "password\nAlice2024\n3C1L4-acme\ncorrect horse battery staple\n",
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:9545824 critical",
+            &*format!(
+                "{}:0 none context: contains \"alice\" in another case",
+                HashKind::Sha1.hash_password("Alice2024")
+            ),
+            &*format!(
+                "{}:0 none context: contains \"alice\" reversed; contains \"Acme\" in another case",
+                HashKind::Sha1.hash_password("3C1L4-acme")
+            ),
+            &*format!(
+                "{}:0 none",
+                HashKind::Sha1.hash_password("correct horse battery staple")
+            ),
+        ]
+    );
+    assert!(!stdout.contains("correct horse") && !stdout.contains("Alice2024"));
+    // Thresholds change the tier printed.
+    let stdout = run_check(
+        &[
+            "--context",
+            "bob",
+            "--severity-thresholds",
+            "1,10,100,10000000",
+        ],
+        "password\n",
+    );
+    assert_eq!(
+        stdout,
+        "5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:9545824 high\n"
+    );
+}
+
+/// `check --context` follows the same case table as `src/context.rs` and the page's script.
+#[test]
+fn check_with_context_follows_the_shared_case_table() {
+    let text = std::fs::read_to_string("tests/data/context_cases.json").unwrap();
+    let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let describe = |kind: &str| match kind {
+        "exact" => "as written",
+        "case" => "in another case",
+        "leet" => "with look-alike characters",
+        "reversed" => "reversed",
+        other => panic!("unknown kind {other}"),
+    };
+    for case in json["cases"].as_array().unwrap() {
+        let name = case["name"].as_str().unwrap();
+        let entries: Vec<&str> = case["context"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e.as_str().unwrap())
+            .collect();
+        let password = case["password"].as_str().unwrap();
+        let stdout = run_check(&["--context", &entries.join(",")], &format!("{password}\n"));
+        let expected: Vec<String> = case["expect"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| {
+                format!(
+                    "contains {:?} {}",
+                    w["token"].as_str().unwrap(),
+                    describe(w["kind"].as_str().unwrap())
+                )
+            })
+            .collect();
+        let line = stdout.trim_end_matches('\n');
+        let got: Vec<&str> = match line.split_once(" context: ") {
+            Some((_, warnings)) => warnings.split("; ").collect(),
+            None => Vec::new(),
+        };
+        assert_eq!(got, expected, "{name}");
+        assert!(
+            line.starts_with(&format!("{}:", HashKind::Sha1.hash_password(password))),
+            "{name}: {line}"
         );
     }
 }

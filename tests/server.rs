@@ -596,7 +596,12 @@ async fn unknown_paths_are_404_and_keep_alive_reuses_one_connection() {
     let server = start_both(support::test_config()).await;
     let client = support::identity_client();
     // `/` is the check page (tests/page.rs); `/index.htm` is not.
-    for path in ["/index.htm", "/range", "/pwnedpassword/password", "/range5BAA6"] {
+    for path in [
+        "/index.htm",
+        "/range",
+        "/pwnedpassword/password",
+        "/range5BAA6",
+    ] {
         let response = client.get(server.url(path)).send().await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
     }
