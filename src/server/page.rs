@@ -171,7 +171,7 @@ mod tests {
         // Every <script> has a src, and there is no style element or attribute (the CSP would
         // block them anyway; this keeps the page honest about it).
         assert_eq!(html.matches("<script").count(), 1);
-        assert!(html.contains("<script src=\"/app.js\" defer></script>"));
+        assert!(html.contains("<script src=\"app.js\" defer></script>"));
         assert!(!html.contains("<style") && !html.contains(" style="));
         // No inline event handlers (` onclick=` and the like).
         for (at, _) in html.match_indices(" on") {

@@ -12,12 +12,14 @@
 // - each check: exactly one request, to /range/<5 hex> (the password hash's prefix) with
 //   Add-Padding, seen by the browser's network events, the server's access log and /metrics;
 // - nothing in the URL, history, storage or cookies; keyboard-only use; show/hide; phone width;
+// - behind a reverse proxy that serves the page under /hibp/, the same check works;
 // - the plain-http path: the page opened as http://hibp-mirror.test (resolved to 127.0.0.1 by
 //   chromium, so not a secure context and without crypto.subtle) hashes with its own SHA-1, gives
 //   the same hashes as Web Crypto on every vector, and finds `password` the same way.
 
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { createServer, request as httpRequest } from 'node:http';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, resolve } from 'node:path';
@@ -411,6 +413,38 @@ step('plain http on another host name: no crypto.subtle, the page’s SHA-1 give
   await assertOneRangeRequest(r, p.base, sha1Upper('password').slice(0, 5));
   await assertNothingKept(p, 'password');
   assertEq(p.rec.errors, [], 'console and page errors');
+});
+
+step('behind a reverse proxy under /hibp/: the same check works (relative URLs)', async () => {
+  const [host, port] = server.address.split(':');
+  const proxy = createServer((req, res) => {
+    if (!req.url.startsWith('/hibp/')) {
+      res.writeHead(404).end();
+      return;
+    }
+    const upstream = httpRequest({ host, port, path: req.url.slice('/hibp'.length), method: req.method, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(res);
+    });
+    upstream.on('error', () => res.writeHead(502).end());
+    req.pipe(upstream);
+  });
+  await new Promise((ready) => proxy.listen(0, '127.0.0.1', ready));
+  try {
+    const p = await openPage(browser, `http://127.0.0.1:${proxy.address().port}/hibp`);
+    const paths = p.rec.requests.map((r) => new URL(r.url()).pathname).sort();
+    assertEq(paths, ['/hibp/', '/hibp/app.js', '/hibp/config.json', '/hibp/style.css'], 'requests while loading');
+    const r = await runCheck(server, p, async () => {
+      await p.page.fill('#password', 'password');
+      await p.page.press('#password', 'Enter');
+    });
+    assertEq([r.verdict, r.count, r.tier], ['Found in breaches', '9,545,824', 'critical'], 'result');
+    await assertOneRangeRequest(r, p.base, sha1Upper('password').slice(0, 5));
+    assertEq(p.rec.errors, [], 'console and page errors');
+    await p.context.close();
+  } finally {
+    proxy.close();
+  }
 });
 
 step('phone width (360 px): nothing wider than the screen', async () => {

@@ -402,7 +402,8 @@
     showResult([el('p', 'pending', 'Checking…')]);
     hashing.then(function (hash) {
       var prefix = hash.hex.slice(0, 5);
-      var url = '/range/' + prefix + (kind === 'ntlm' ? '?mode=ntlm' : '');
+      // Relative, so the page also works behind a reverse proxy that serves it under a sub-path.
+      var url = 'range/' + prefix + (kind === 'ntlm' ? '?mode=ntlm' : '');
       return fetch(url, {
         method: 'GET',
         headers: { 'Add-Padding': 'true' },
@@ -495,7 +496,7 @@
   }
 
   function loadConfig() {
-    fetch('/config.json', { cache: 'no-store', credentials: 'omit', redirect: 'error' })
+    fetch('config.json', { cache: 'no-store', credentials: 'omit', redirect: 'error' })
       .then(function (response) {
         if (!response.ok) throw new Error('status ' + response.status);
         return response.json();
