@@ -90,7 +90,10 @@ async fn page_links_only_its_own_assets() {
     let server = TestServer::start(IndexSet::sample(), support::test_config()).await;
     let client = support::identity_client();
     let html = support::get_text(&client, server.url("/")).await;
-    assert!(html.contains("<script src=\"app.js\" defer></script>"));
+    assert!(
+        html.contains("<script src=\"app.js\" defer></script>"),
+        "{html}"
+    );
     assert!(html.contains("<link rel=\"stylesheet\" href=\"style.css\">"));
     assert!(html.contains("aria-live=\"polite\""));
     // Every src= and href= is a relative path on this origin (so a reverse proxy may serve the
