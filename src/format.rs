@@ -1,4 +1,7 @@
-//! The index file format: the only module that knows byte offsets.
+//! The index file format: the only module that knows the byte layout of an index file (header
+//! fields, prefix table, records, overflow entries). Everything else reads and writes index bytes
+//! through the functions here. (The importer's temporary spill files have their own, private
+//! layout in `import/sort.rs`; they never outlive an import.)
 //!
 //! See `docs/FORMAT.md` for the byte-by-byte description. In short:
 //!
@@ -66,9 +69,25 @@ const BODY_CRC_AT: usize = 56;
 const LABEL_LEN_AT: usize = 60;
 const LABEL_OFFSET: usize = 62;
 
+/// Record length of a SHA-1 index: 20 hash bytes minus 2.5 prefix bytes, plus 1.5 count bytes.
+pub const SHA1_RECORD_LEN: usize = 19;
+
+/// Record length of an NTLM index: 16 hash bytes minus 2.5 prefix bytes, plus 1.5 count bytes.
+pub const NTLM_RECORD_LEN: usize = 15;
+
+/// Longest record of any kind.
+pub const MAX_RECORD_LEN: usize = SHA1_RECORD_LEN;
+
+/// Position, in the upper-case hex of a record, of the first suffix character: the hex of byte 0
+/// is the count's high nibble, then the suffix's first nibble (see [`encode_record`]).
+pub const RECORD_HEX_SUFFIX_AT: usize = 1;
+
 /// Record length in bytes for a kind: the hash minus its 2.5 prefix bytes, plus 1.5 count bytes.
 pub const fn record_len(kind: HashKind) -> usize {
-    kind.len() - 1
+    match kind {
+        HashKind::Sha1 => SHA1_RECORD_LEN,
+        HashKind::Ntlm => NTLM_RECORD_LEN,
+    }
 }
 
 const fn kind_code(kind: HashKind) -> u8 {
@@ -299,6 +318,38 @@ pub fn decode_record_hash(prefix: u32, record: &[u8], out: &mut [u8]) {
     out[1] = (prefix >> 4) as u8;
     out[2] = ((prefix & 0xF) as u8) << 4 | (record[0] & 0x0F);
     out[3..n].copy_from_slice(&record[1..n - 2]);
+}
+
+/// The first 60 bits after the prefix of a record, as an integer in `0..2^60`; orders records
+/// like [`record_key`] and estimates where a key sits in its prefix.
+#[inline]
+pub fn key_head(record: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&record[..8]);
+    bytes[0] &= 0x0F;
+    u64::from_be_bytes(bytes)
+}
+
+/// Writes the upper-case hex suffix of a record (the hash after its 5-hex prefix) into `out`,
+/// which must be exactly `2 * record.len() - 3` bytes long.
+#[inline]
+pub fn write_record_suffix_hex(record: &[u8], out: &mut [u8]) {
+    let rest = &record[1..record.len() - 1];
+    out[0] = crate::hash::HEX_UPPER[usize::from(record[0] & 0x0F)];
+    const_hex::encode_to_slice_upper(rest, &mut out[1..]).expect("suffix buffer length");
+}
+
+/// Encodes the prefix offset table from the number of records in each prefix.
+pub fn encode_table(prefix_counts: &[u64]) -> Vec<u8> {
+    debug_assert_eq!(prefix_counts.len(), PREFIX_COUNT);
+    let mut table = Vec::with_capacity(TABLE_LEN);
+    let mut offset = 0u64;
+    table.extend_from_slice(&offset.to_le_bytes());
+    for &n in prefix_counts {
+        offset += n;
+        table.extend_from_slice(&offset.to_le_bytes());
+    }
+    table
 }
 
 /// Encodes one overflow table entry.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::format::{self, Header, HeaderError};
-use crate::hash::{Hash, HashKind, Prefix, HEX_UPPER, MAX_HASH_LEN, PREFIX_COUNT};
+use crate::hash::{Hash, HashKind, Prefix, MAX_HASH_LEN, PREFIX_COUNT};
 use crate::mmap::IndexBytes;
 
 /// A sorted, prefix-sharded index of hashes and counts over any byte container.
@@ -125,7 +125,7 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
             return None;
         }
         let range = self.range(hash.prefix());
-        let mut probe = [0u8; MAX_HASH_LEN];
+        let mut probe = [0u8; format::MAX_RECORD_LEN];
         format::encode_record(hash.as_bytes(), 0, &mut probe[..range.record_len]);
         let probe = &probe[..range.record_len];
         let target = format::record_key(probe);
@@ -134,7 +134,7 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         // Search a small window around that guess when the window provably brackets it: a few
         // cache lines instead of a binary search over the whole ~38 KB prefix.
         if hi > 2 * LOOKUP_WINDOW {
-            let guess = ((u128::from(key_head(probe)) * hi as u128) >> 60) as usize;
+            let guess = ((u128::from(format::key_head(probe)) * hi as u128) >> 60) as usize;
             let (a, b) = (
                 guess.saturating_sub(LOOKUP_WINDOW),
                 (guess + LOOKUP_WINDOW).min(hi),
@@ -268,15 +268,6 @@ impl Index<IndexBytes> {
 /// (about three standard deviations of a uniform prefix of ~2,000 records).
 const LOOKUP_WINDOW: usize = 64;
 
-/// The first 60 bits after the prefix of a record, as an integer in `0..2^60`.
-#[inline]
-fn key_head(record: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&record[..8]);
-    bytes[0] &= 0x0F;
-    u64::from_be_bytes(bytes)
-}
-
 /// Index of the first overflow entry whose ordinal is `>= ordinal`.
 fn partition_overflow(overflow: &[u8], ordinal: u64) -> usize {
     let n = overflow.len() / format::OVERFLOW_ENTRY_LEN;
@@ -361,7 +352,8 @@ impl<'a> Range<'a> {
 
     /// Upper-case hex of entries `start..end` in one pass, for renderers that would otherwise
     /// make one encoder call per entry. Writes `hex_stride()` characters per entry into `out`;
-    /// entry `start + k`'s suffix is `out[k * hex_stride() + 1..][..kind().suffix_hex_len()]`
+    /// entry `start + k`'s suffix is
+    /// `out[k * hex_stride() + format::RECORD_HEX_SUFFIX_AT..][..kind().suffix_hex_len()]`
     /// (the other characters are the stored count bits). Panics if `out` is too short.
     pub fn hex_batch(&self, start: usize, end: usize, out: &mut [u8]) {
         let bytes = &self.records[start * self.record_len..end * self.record_len];
@@ -448,14 +440,12 @@ impl Entry<'_> {
     /// be exactly `kind.suffix_hex_len()` bytes long.
     #[inline]
     pub fn write_suffix_hex(&self, out: &mut [u8]) {
-        let rest = &self.record[1..self.record.len() - 1];
-        out[0] = HEX_UPPER[usize::from(self.record[0] & 0x0F)];
-        const_hex::encode_to_slice_upper(rest, &mut out[1..]).expect("suffix buffer length");
+        format::write_record_suffix_hex(self.record, out);
     }
 
     /// The upper-case hex suffix as a `String`.
     pub fn suffix_hex(&self) -> String {
-        let mut out = vec![0u8; self.record.len() * 2 - 3];
+        let mut out = vec![0u8; 2 * self.record.len() - 3];
         self.write_suffix_hex(&mut out);
         String::from_utf8(out).expect("hex is ASCII")
     }
