@@ -310,7 +310,7 @@ pub fn record_key(record: &[u8]) -> (u8, &[u8]) {
     (record[0] & 0x0F, &record[1..record.len() - 1])
 }
 
-/// Rebuilds the full hash bytes of a record in prefix `prefix` into `out` (`kind.len()` bytes).
+/// Rebuilds the full hash bytes of a record in prefix `prefix` into `out` (`kind.byte_len()` bytes).
 #[inline]
 pub fn decode_record_hash(prefix: u32, record: &[u8], out: &mut [u8]) {
     let n = record.len() + 1;

@@ -30,25 +30,26 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         let table = &bytes[format::TABLE_OFFSET..format::RECORDS_OFFSET];
         let mut previous = 0u64;
         if format::table_entry(table, 0) != 0 {
-            return Err(OpenError::Table(
-                "the first prefix does not start at record 0".into(),
-            ));
+            return Err(OpenError::TableStart {
+                first: format::table_entry(table, 0),
+            });
         }
         for p in 1..format::TABLE_ENTRIES {
             let offset = format::table_entry(table, p);
             if offset < previous {
-                return Err(OpenError::Table(format!(
-                    "offsets go backwards at prefix {:05X} ({offset} < {previous})",
-                    p
-                )));
+                return Err(OpenError::TableBackwards {
+                    prefix: p,
+                    offset,
+                    previous,
+                });
             }
             previous = offset;
         }
         if previous != header.record_count {
-            return Err(OpenError::Table(format!(
-                "the table ends at record {previous} but the header counts {}",
-                header.record_count
-            )));
+            return Err(OpenError::TableEnd {
+                end: previous,
+                record_count: header.record_count,
+            });
         }
         Ok(Index { data, header })
     }
@@ -96,12 +97,6 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
             format::table_entry(table, prefix.index()),
             format::table_entry(table, prefix.index() + 1),
         )
-    }
-
-    /// Number of records under `prefix`.
-    pub fn prefix_len(&self, prefix: Prefix) -> usize {
-        let (start, end) = self.ordinals(prefix);
-        (end - start) as usize
     }
 
     /// The entries under `prefix`, sorted by suffix.
@@ -248,18 +243,15 @@ impl Index<IndexBytes> {
     ///
     /// The file must not be modified or truncated while the index is alive: see
     /// [`IndexBytes::map`].
-    pub unsafe fn open_path(path: impl AsRef<Path>) -> Result<Index<IndexBytes>, OpenError> {
+    pub unsafe fn open_path(path: impl AsRef<Path>) -> Result<Index<IndexBytes>, OpenPathError> {
         let path = path.as_ref();
-        let with_path = |e: OpenError| e.at(path);
-        let file = File::open(path).map_err(|source| OpenError::Io {
+        let with_path = |source: OpenError| OpenPathError {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let file = File::open(path).map_err(|e| with_path(OpenError::Io(e)))?;
         // SAFETY: forwarded to the caller, per this function's contract.
-        let map = unsafe { IndexBytes::map(&file) }.map_err(|source| OpenError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let map = unsafe { IndexBytes::map(&file) }.map_err(|e| with_path(OpenError::Io(e)))?;
         Index::open(map).map_err(with_path)
     }
 }
@@ -453,45 +445,54 @@ impl Entry<'_> {
     /// The full hash, given the prefix the entry belongs to.
     pub fn hash(&self, prefix: Prefix, kind: HashKind) -> Hash {
         let mut bytes = [0u8; MAX_HASH_LEN];
-        format::decode_record_hash(prefix.value(), self.record, &mut bytes[..kind.len()]);
-        Hash::from_bytes(kind, &bytes[..kind.len()]).expect("length matches kind")
+        format::decode_record_hash(prefix.value(), self.record, &mut bytes[..kind.byte_len()]);
+        Hash::from_bytes(kind, &bytes[..kind.byte_len()]).expect("length matches kind")
     }
 }
 
-/// Why an index could not be opened.
+/// Why an index could not be opened. [`Index::open_path`] adds the path with [`OpenPathError`].
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The file could not be opened or mapped.
-    #[error("cannot open index {}: {source}", path.display())]
-    Io {
-        /// The index path.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    #[error("cannot read the file: {0}")]
+    Io(std::io::Error),
     /// The header was refused.
     #[error("{0}; re-run `hibp-mirror import` to rebuild the index")]
     Header(#[from] HeaderError),
-    /// The prefix offset table is inconsistent.
-    #[error("corrupt prefix table: {0}; re-run `hibp-mirror import` to rebuild the index")]
-    Table(String),
-    /// Another error, with the path of the file it concerns.
-    #[error("index {}: {source}", path.display())]
-    At {
-        /// The index path.
-        path: PathBuf,
-        /// The underlying error.
-        source: Box<OpenError>,
+    /// The prefix table does not start at record 0.
+    #[error("corrupt prefix table: the first prefix does not start at record 0 (it says {first}); re-run `hibp-mirror import` to rebuild the index")]
+    TableStart {
+        /// The first entry of the table.
+        first: u64,
+    },
+    /// The prefix table's offsets decrease somewhere.
+    #[error("corrupt prefix table: offsets go backwards at prefix {prefix:05X} ({offset} < {previous}); re-run `hibp-mirror import` to rebuild the index")]
+    TableBackwards {
+        /// The prefix whose start lies before the previous prefix's start.
+        prefix: usize,
+        /// Its start ordinal.
+        offset: u64,
+        /// The previous prefix's start ordinal.
+        previous: u64,
+    },
+    /// The prefix table does not end at the header's record count.
+    #[error("corrupt prefix table: the table ends at record {end} but the header counts {record_count}; re-run `hibp-mirror import` to rebuild the index")]
+    TableEnd {
+        /// The table's last entry.
+        end: u64,
+        /// The header's record count.
+        record_count: u64,
     },
 }
 
-impl OpenError {
-    fn at(self, path: &Path) -> OpenError {
-        OpenError::At {
-            path: path.to_owned(),
-            source: Box::new(self),
-        }
-    }
+/// An [`OpenError`] with the path of the index file it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("index {}: {source}", path.display())]
+pub struct OpenPathError {
+    /// The index path.
+    pub path: PathBuf,
+    /// Why it was refused.
+    pub source: OpenError,
 }
 
 /// A fault found by [`Index::verify`].
@@ -506,7 +507,7 @@ pub enum VerifyError {
         got: u32,
     },
     /// Records out of order (or duplicated) inside a prefix.
-    #[error("prefix {prefix}: record {position} is not greater than the one before it")]
+    #[error("prefix {prefix}: record {position} is not greater than the one before it; re-run `hibp-mirror import`")]
     Order {
         /// The prefix.
         prefix: Prefix,
@@ -514,6 +515,6 @@ pub enum VerifyError {
         position: usize,
     },
     /// The overflow table disagrees with the records.
-    #[error("overflow table: {0}")]
+    #[error("overflow table: {0}; re-run `hibp-mirror import`")]
     Overflow(String),
 }

@@ -75,7 +75,7 @@ impl EncodedBlock {
     pub fn for_each(&self, mut f: impl FnMut(&[u8], u32)) {
         let record_len = format::record_len(self.kind);
         let mut hash = [0u8; crate::hash::MAX_HASH_LEN];
-        let hash = &mut hash[..self.kind.len()];
+        let hash = &mut hash[..self.kind.byte_len()];
         let mut records = self.records.chunks_exact(record_len);
         let mut overflow = self.overflow.iter().peekable();
         let mut index = 0u32;

@@ -205,7 +205,7 @@ impl Sorter {
             }
             heads.push(head);
         }
-        let n = self.kind.len();
+        let n = self.kind.byte_len();
         let mut block = EncodedBlock::with_capacity(self.kind, MERGE_BLOCK_RECORDS);
         let mut previous: Option<SortRecord> = None;
         while let Some(Reverse((_, i))) = heap.pop() {
@@ -318,7 +318,7 @@ impl Source {
                 format::decode_record_hash(
                     *prefix as u32,
                     &record[..record_len],
-                    &mut hash[..kind.len()],
+                    &mut hash[..kind.byte_len()],
                 );
                 let mut count = format::record_inline_count(&record[..record_len]);
                 if count == format::COUNT_ESCAPE {
