@@ -183,31 +183,30 @@ impl Header {
         }
         let header_len = get_u32(bytes, HEADER_LEN_AT);
         if header_len as usize != HEADER_LEN {
-            return Err(HeaderError::Inconsistent(format!(
-                "header length {header_len}, expected {HEADER_LEN}"
-            )));
+            return Err(HeaderError::Inconsistent(Inconsistency::HeaderLen {
+                got: header_len,
+            }));
         }
         let kind = match bytes[KIND_AT] {
             1 => HashKind::Sha1,
             2 => HashKind::Ntlm,
             other => {
-                return Err(HeaderError::Inconsistent(format!(
-                    "unknown hash kind code {other}"
-                )))
+                return Err(HeaderError::Inconsistent(Inconsistency::KindCode {
+                    got: other,
+                }))
             }
         };
         if bytes[RECORD_LEN_AT] as usize != record_len(kind) {
-            return Err(HeaderError::Inconsistent(format!(
-                "record length {}, expected {} for {kind}",
-                bytes[RECORD_LEN_AT],
-                record_len(kind)
-            )));
+            return Err(HeaderError::Inconsistent(Inconsistency::RecordLen {
+                got: bytes[RECORD_LEN_AT],
+                kind,
+            }));
         }
         let label_len = u16::from_le_bytes([bytes[LABEL_LEN_AT], bytes[LABEL_LEN_AT + 1]]) as usize;
         if label_len > LABEL_MAX {
-            return Err(HeaderError::Inconsistent(format!(
-                "label length {label_len} exceeds {LABEL_MAX}"
-            )));
+            return Err(HeaderError::Inconsistent(Inconsistency::LabelLen {
+                got: label_len,
+            }));
         }
         let label = String::from_utf8_lossy(&bytes[LABEL_OFFSET..LABEL_OFFSET + label_len]);
         let header = Header {
@@ -219,19 +218,20 @@ impl Header {
             body_crc: get_u32(bytes, BODY_CRC_AT),
         };
         let stated_len = get_u64(bytes, FILE_LEN_AT);
-        let expected = header.expected_file_len().ok_or_else(|| {
-            HeaderError::Inconsistent("record counts overflow the file size".into())
-        })?;
+        let expected = header
+            .expected_file_len()
+            .ok_or_else(|| HeaderError::Inconsistent(Inconsistency::CountsOverflow))?;
         if stated_len != expected {
-            return Err(HeaderError::Inconsistent(format!(
-                "header says the file is {stated_len} bytes but its counts imply {expected}"
-            )));
+            return Err(HeaderError::Inconsistent(Inconsistency::StatedLen {
+                stated: stated_len,
+                implied: expected,
+            }));
         }
         if header.overflow_count > header.record_count {
-            return Err(HeaderError::Inconsistent(format!(
-                "{} overflow entries for {} records",
-                header.overflow_count, header.record_count
-            )));
+            return Err(HeaderError::Inconsistent(Inconsistency::OverflowCount {
+                overflow_count: header.overflow_count,
+                record_count: header.record_count,
+            }));
         }
         if file_len != expected {
             return Err(HeaderError::FileLength {
@@ -268,7 +268,7 @@ pub enum HeaderError {
     Checksum,
     /// Header fields contradict each other.
     #[error("inconsistent header: {0}")]
-    Inconsistent(String),
+    Inconsistent(Inconsistency),
     /// The file's length differs from the one its header implies (truncated or padded).
     #[error("file is {got} bytes but its header implies {expected} (truncated or appended to)")]
     FileLength {
@@ -276,6 +276,56 @@ pub enum HeaderError {
         expected: u64,
         /// Actual length.
         got: u64,
+    },
+}
+
+/// Which header fields contradict each other.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Inconsistency {
+    /// The stated header length is not [`HEADER_LEN`].
+    #[error("header length {got}, expected {HEADER_LEN}")]
+    HeaderLen {
+        /// The stated header length.
+        got: u32,
+    },
+    /// The hash kind code is not one this build knows.
+    #[error("unknown hash kind code {got}")]
+    KindCode {
+        /// The code in the file.
+        got: u8,
+    },
+    /// The stated record length does not match the kind.
+    #[error("record length {got}, expected {} for {kind}", record_len(*kind))]
+    RecordLen {
+        /// The stated record length.
+        got: u8,
+        /// The kind in the header.
+        kind: HashKind,
+    },
+    /// The label is longer than the header can hold.
+    #[error("label length {got} exceeds {LABEL_MAX}")]
+    LabelLen {
+        /// The stated label length.
+        got: usize,
+    },
+    /// The record and overflow counts imply a file larger than `u64::MAX` bytes.
+    #[error("record counts overflow the file size")]
+    CountsOverflow,
+    /// The stated file length disagrees with the one the counts imply.
+    #[error("header says the file is {stated} bytes but its counts imply {implied}")]
+    StatedLen {
+        /// The file length stated in the header.
+        stated: u64,
+        /// The file length the counts imply.
+        implied: u64,
+    },
+    /// More overflow entries than records.
+    #[error("{overflow_count} overflow entries for {record_count} records")]
+    OverflowCount {
+        /// Overflow entries stated.
+        overflow_count: u64,
+        /// Records stated.
+        record_count: u64,
     },
 }
 
