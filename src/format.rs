@@ -220,7 +220,7 @@ impl Header {
         let stated_len = get_u64(bytes, FILE_LEN_AT);
         let expected = header
             .expected_file_len()
-            .ok_or_else(|| HeaderError::Inconsistent(Inconsistency::CountsOverflow))?;
+            .ok_or(HeaderError::Inconsistent(Inconsistency::CountsOverflow))?;
         if stated_len != expected {
             return Err(HeaderError::Inconsistent(Inconsistency::StatedLen {
                 stated: stated_len,
