@@ -11,7 +11,7 @@ use crate::hash::HashKind;
 
 use super::indexes::IndexSet;
 use super::Route;
-use crate::format::now_unix as unix_now;
+use crate::format::now_unix;
 
 /// Status codes counted individually; anything else is counted as `other`.
 const STATUSES: [u16; 9] = [200, 204, 304, 400, 404, 405, 500, 503, 0];
@@ -202,7 +202,7 @@ impl Metrics {
             (
                 "hibp_mirror_index_age_seconds",
                 "Seconds since the served index was built.",
-                |h| unix_now().saturating_sub(h.build_time),
+                |h| now_unix().saturating_sub(h.build_time),
             ),
         ];
         for (name, help, value) in gauges {
