@@ -132,14 +132,14 @@ fn security_headers(headers: &mut HeaderMap) {
 /// `{"thresholds":{"low":1,...},"kinds":["sha1","ntlm"],"sample":true}`: the tiers' smallest
 /// counts, the kinds served now, and whether any of them is the bundled sample (not real data).
 pub fn config_json(thresholds: &Thresholds, indexes: &IndexSet) -> String {
-    let served: Vec<HashKind> = [HashKind::Sha1, HashKind::Ntlm]
+    let served: Vec<(HashKind, _)> = [HashKind::Sha1, HashKind::Ntlm]
         .into_iter()
-        .filter(|&k| indexes.get(k).is_some())
+        .filter_map(|k| indexes.get(k).map(|s| (k, s)))
         .collect();
     let sample = served
         .iter()
-        .any(|&k| indexes.source(k) == Some(&IndexSource::Sample));
-    let kinds: Vec<String> = served.iter().map(|k| format!("\"{k}\"")).collect();
+        .any(|(_, s)| *s.source() == IndexSource::Sample);
+    let kinds: Vec<String> = served.iter().map(|(k, _)| format!("\"{k}\"")).collect();
     format!(
         "{{\"thresholds\":{{\"low\":{},\"medium\":{},\"high\":{},\"critical\":{}}},\"kinds\":[{}],\"sample\":{sample}}}",
         thresholds.low,
