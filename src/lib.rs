@@ -19,6 +19,7 @@
 //! - [`sync`]: mirror an upstream range API into a resumable state directory, then build an index.
 //! - [`audit`]: check an organisation's credential hashes (bare, `user:hash`, pwdump) in bulk:
 //!   `parse` (lines), `check` (parallel lookup, reuse groups), `report` (text, JSON, CSV).
+//! - [`context`]: warn when a password contains the user's name, e-mail or organisation.
 //!
 //! The `hibp-mirror` binary (`src/main.rs`, `src/cli/`) is only the command line: one module per
 //! subcommand turns its flags into these modules' options (layout in `main.rs`'s module doc).
@@ -26,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod context;
 pub mod format;
 pub mod hash;
 pub mod import;

@@ -1,9 +1,12 @@
-//! `hibp-mirror check`: passwords or full hashes on stdin, `HASH:COUNT` on stdout.
+//! `hibp-mirror check`: passwords or full hashes on stdin, `HASH:COUNT` on stdout; with
+//! `--context`, also the severity tier and the context warnings of `hibp_mirror::context`.
 
 use std::io::{self, BufRead, BufWriter, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
+use hibp_mirror::context::Context as AccountContext;
+use hibp_mirror::severity::Thresholds;
 use hibp_mirror::{sample, Hash, HashKind, Index, IndexBytes};
 
 use super::{announce_index, open_index, ENV_INDEX};
@@ -15,6 +18,11 @@ use super::{announce_index, open_index, ENV_INDEX};
 /// `--hashes`, reads full SHA-1 or NTLM hashes (any case) instead of passwords. Without
 /// `--index` (or HIBP_MIRROR_INDEX), checks against the bundled sample corpus. The index used is
 /// named on stderr.
+///
+/// With `--context "alice,alice@example.com,Acme"`, each line becomes `HASH:COUNT TIER`, followed
+/// by `context: ...` when the password contains one of those details or an obvious variant
+/// (other case, leetspeak, reversed, digits or a year added; rules in docs/CONTEXT.md), e.g.
+/// `...:0 none context: contains "alice" in another case`.
 #[derive(clap::Args)]
 pub struct CheckArgs {
     /// Index file to check against (default: the bundled SHA-1 sample).
@@ -23,6 +31,13 @@ pub struct CheckArgs {
     /// Read full hashes instead of passwords.
     #[arg(long)]
     hashes: bool,
+    /// Comma-separated details of the account (user name, e-mail address, organisation or
+    /// service): print the tier, and warn when a password is built from them.
+    #[arg(long, value_name = "LIST", conflicts_with = "hashes")]
+    context: Option<String>,
+    /// Smallest counts of the severity tiers LOW,MEDIUM,HIGH,CRITICAL (printed with --context).
+    #[arg(long, value_name = "L,M,H,C", visible_alias = "thresholds", default_value_t = Thresholds::DEFAULT)]
+    severity_thresholds: Thresholds,
 }
 
 /// Opens the index (or the sample) and answers every line of stdin.
@@ -38,12 +53,26 @@ pub fn run(args: CheckArgs) -> Result<()> {
             sample::sample_index(HashKind::Sha1)
         }
     };
-    check(&index, args.hashes)
+    let context = args.context.as_deref().map(|list| {
+        let context = AccountContext::parse_list(list);
+        if context.is_empty() {
+            eprintln!(
+                "hibp-mirror: --context gave nothing to check against (details need {} or more characters)",
+                hibp_mirror::context::MIN_TOKEN_CHARS
+            );
+        }
+        (context, args.severity_thresholds)
+    });
+    check(&index, args.hashes, context.as_ref())
 }
 
-/// Answers each stdin line with `HASH:COUNT`; in password mode the password is hashed with the
-/// index's kind and never printed.
-fn check(index: &Index<IndexBytes>, hashes: bool) -> Result<()> {
+/// Answers each stdin line with `HASH:COUNT` (and, with a context, the tier and any warnings); in
+/// password mode the password is hashed with the index's kind and never printed.
+fn check(
+    index: &Index<IndexBytes>,
+    hashes: bool,
+    context: Option<&(AccountContext, Thresholds)>,
+) -> Result<()> {
     let kind = index.kind();
     let stdin = io::stdin().lock();
     let mut out = BufWriter::new(io::stdout().lock());
@@ -52,6 +81,7 @@ fn check(index: &Index<IndexBytes>, hashes: bool) -> Result<()> {
         if line.last() == Some(&b'\r') {
             line.pop();
         }
+        let mut warnings = Vec::new();
         let hash = if hashes {
             let text = line.trim_ascii();
             Hash::parse_hex_kind(kind, text)
@@ -60,10 +90,21 @@ fn check(index: &Index<IndexBytes>, hashes: bool) -> Result<()> {
             let Ok(text) = std::str::from_utf8(&line) else {
                 bail!("stdin:{}: the password is not valid UTF-8", number + 1);
             };
+            if let Some((context, _)) = context {
+                warnings = context.check(text);
+            }
             kind.hash_password(text)
         };
         let count = index.lookup(&hash).unwrap_or(0);
-        writeln!(out, "{hash}:{count}")?;
+        write!(out, "{hash}:{count}")?;
+        if let Some((_, thresholds)) = context {
+            write!(out, " {}", thresholds.classify(count))?;
+            for (i, warning) in warnings.iter().enumerate() {
+                out.write_all(if i == 0 { b" context: " } else { b"; " })?;
+                write!(out, "{warning}")?;
+            }
+        }
+        writeln!(out)?;
     }
     out.flush()?;
     Ok(())

@@ -61,6 +61,9 @@ pub struct ServeArgs {
     /// Accept HTTP/2 with prior knowledge (h2c) besides HTTP/1.1.
     #[arg(long, env = "HIBP_MIRROR_HTTP2", default_value_t = true, action = clap::ArgAction::Set)]
     http2: bool,
+    /// Serve the check page at `/` (hashes in the browser; sends only a 5-hex prefix).
+    #[arg(long, env = "HIBP_MIRROR_PAGE", default_value_t = true, action = clap::ArgAction::Set)]
+    page: bool,
     /// Log format.
     #[arg(long, env = "HIBP_MIRROR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -103,6 +106,7 @@ impl ServeArgs {
             watch_interval: Some(self.watch_interval.0).filter(|d| !d.is_zero()),
             reload_on_sighup: true,
             http2: self.http2,
+            page: self.page,
         }
     }
 }

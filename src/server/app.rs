@@ -18,6 +18,7 @@ use crate::hash::{Hash, HashKind, Prefix};
 use super::body::ResponseBody;
 use super::indexes::{IndexSet, Served};
 use super::metrics::Metrics;
+use super::page::Asset;
 use super::render::{append_padding, gzip_compressed, gzip_stored, render_range};
 use super::route::{Route, CHECKHASH_PATH, RANGE_PATH};
 use super::Config;
@@ -106,6 +107,12 @@ impl App {
             },
             Route::Healthz => read_only(req, || self.healthz()),
             Route::Metrics => read_only(req, || self.metrics_page()),
+            Route::Page => match Asset::of(path) {
+                Some(asset) if self.config.page => read_only(req, || {
+                    asset.respond(&self.config.thresholds, &self.indexes)
+                }),
+                _ => not_found(),
+            },
             Route::Other => not_found(),
         }
     }

@@ -10,6 +10,7 @@
 //! - [`route`]: route classification and the privacy-safe form of a path for logs.
 //! - [`body`]: the response body type.
 //! - [`healthcheck`]: the client side of `/healthz`, for container health checks.
+//! - [`page`]: the check page at `/` (embedded HTML, script and style) and `/config.json`.
 //!
 //! This module holds the connection loop: [`run`] takes a bound listener and a shutdown future,
 //! so tests bind `127.0.0.1:0` and stop the server when they like.
@@ -19,6 +20,7 @@ pub mod body;
 pub mod healthcheck;
 pub mod indexes;
 pub mod metrics;
+pub mod page;
 pub mod render;
 pub mod route;
 
@@ -98,6 +100,8 @@ pub struct Config {
     pub reload_on_sighup: bool,
     /// Whether HTTP/2 with prior knowledge (h2c) is accepted besides HTTP/1.1.
     pub http2: bool,
+    /// Whether the check page (`/`, its assets and `/config.json`) is served; 404 when off.
+    pub page: bool,
 }
 
 impl Default for Config {
@@ -112,6 +116,7 @@ impl Default for Config {
             watch_interval: Some(DEFAULT_WATCH_INTERVAL),
             reload_on_sighup: true,
             http2: true,
+            page: true,
         }
     }
 }

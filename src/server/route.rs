@@ -4,6 +4,8 @@ use std::fmt;
 
 use crate::hash::Prefix;
 
+use super::page::Asset;
+
 /// Path prefix of the range endpoint.
 pub(crate) const RANGE_PATH: &str = "/range/";
 
@@ -21,17 +23,20 @@ pub enum Route {
     Healthz,
     /// `/metrics`.
     Metrics,
+    /// The check page: `/`, its script, style sheet and `/config.json` (see [`super::page`]).
+    Page,
     /// Anything else (404).
     Other,
 }
 
 impl Route {
     /// Every route, in metric order.
-    pub const ALL: [Route; 5] = [
+    pub const ALL: [Route; 6] = [
         Route::Range,
         Route::CheckHash,
         Route::Healthz,
         Route::Metrics,
+        Route::Page,
         Route::Other,
     ];
 
@@ -46,6 +51,8 @@ impl Route {
             Route::Healthz
         } else if path == "/metrics" {
             Route::Metrics
+        } else if Asset::of(path).is_some() {
+            Route::Page
         } else {
             Route::Other
         }
@@ -58,6 +65,7 @@ impl Route {
             Route::CheckHash => "checkhash",
             Route::Healthz => "healthz",
             Route::Metrics => "metrics",
+            Route::Page => "page",
             Route::Other => "other",
         }
     }
@@ -79,6 +87,7 @@ impl Route {
         RedactedPath {
             route: self,
             prefix,
+            asset: Asset::of(path),
         }
     }
 }
@@ -90,6 +99,8 @@ pub struct RedactedPath {
     route: Route,
     /// The range prefix, when valid.
     prefix: Option<Prefix>,
+    /// The page asset, for [`Route::Page`].
+    asset: Option<Asset>,
 }
 
 impl fmt::Display for RedactedPath {
@@ -100,6 +111,7 @@ impl fmt::Display for RedactedPath {
             (Route::CheckHash, _) => f.write_str("/checkhash/<redacted>"),
             (Route::Healthz, _) => f.write_str("/healthz"),
             (Route::Metrics, _) => f.write_str("/metrics"),
+            (Route::Page, _) => f.write_str(self.asset.map_or("<unmatched>", Asset::path)),
             (Route::Other, _) => f.write_str("<unmatched>"),
         }
     }
@@ -118,6 +130,9 @@ mod tests {
             (&*format!("/checkhash/{hash}"), "/checkhash/<redacted>"),
             (&*format!("/pwnedpassword/{hash}"), "<unmatched>"),
             ("/healthz", "/healthz"),
+            ("/", "/"),
+            ("/index.html", "/"),
+            ("/config.json", "/config.json"),
         ];
         for (path, logged) in cases {
             assert_eq!(Route::of(path).redact(path).to_string(), logged);
