@@ -133,12 +133,7 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         // Hashes are uniformly spread, so the target sits near its key's share of the key space.
         // Search a small window around that guess when the window provably brackets it: a few
         // cache lines instead of a binary search over the whole ~38 KB prefix.
-        if hi > 2 * LOOKUP_WINDOW {
-            let guess = ((u128::from(key_head(probe)) * hi as u128) >> 60) as usize;
-            let (a, b) = (
-                guess.saturating_sub(LOOKUP_WINDOW),
-                (guess + LOOKUP_WINDOW).min(hi),
-            );
+        if let Some((a, b)) = guess_window(probe, hi) {
             let after_a = a == 0 || format::record_key(range.record(a)) <= target;
             let before_b = b == hi || target < format::record_key(range.record(b));
             if after_a && before_b {
@@ -241,6 +236,43 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
     }
 }
 
+impl<D: AsRef<[u8]> + Sync> Index<D> {
+    /// The bytes the index reads from.
+    pub fn data(&self) -> &D {
+        &self.data
+    }
+
+    /// Byte offsets (into [`Index::data`]) of the records [`Index::range`] reads for `prefix`.
+    /// Computed from the in-memory table alone: reads no record.
+    pub fn range_span(&self, prefix: Prefix) -> std::ops::Range<usize> {
+        let (start, end) = self.ordinals(prefix);
+        let record_len = self.header.record_len();
+        format::RECORDS_OFFSET + start as usize * record_len
+            ..format::RECORDS_OFFSET + end as usize * record_len
+    }
+
+    /// Byte offsets of the records [`Index::lookup`] reads for `hash` (the window around its
+    /// interpolated position, plus the record after it, which bounds the window; the whole prefix
+    /// when it is small). A lookup reads outside it only in the rare case the window does not
+    /// bracket the hash. Reads no record.
+    pub fn lookup_span(&self, hash: &Hash) -> std::ops::Range<usize> {
+        let span = self.range_span(hash.prefix());
+        if hash.kind() != self.header.kind {
+            return span.start..span.start;
+        }
+        let record_len = self.header.record_len();
+        let len = (span.end - span.start) / record_len;
+        let mut probe = [0u8; MAX_HASH_LEN];
+        format::encode_record(hash.as_bytes(), 0, &mut probe[..record_len]);
+        match guess_window(&probe[..record_len], len) {
+            Some((a, b)) => {
+                span.start + a * record_len..span.start + (b + 1).min(len) * record_len
+            }
+            None => span,
+        }
+    }
+}
+
 impl Index<IndexBytes> {
     /// Maps the index at `path` and runs the open-time checks of [`Index::open`].
     ///
@@ -260,13 +292,33 @@ impl Index<IndexBytes> {
             path: path.to_owned(),
             source,
         })?;
-        Index::open(map).map_err(with_path)
+        let index = Index::open(map).map_err(with_path)?;
+        // The records are read at random, one window per request: without this advice each page
+        // fault reads the device's whole readahead window (up to 8 MB) instead of one page.
+        // Advice only: a kernel that refuses it serves the same bytes, slower.
+        let _ = index.data.advise_random(format::RECORDS_OFFSET);
+        Ok(index)
     }
 }
 
 /// Half-width, in records, of the window `lookup` searches around its interpolated guess
 /// (about three standard deviations of a uniform prefix of ~2,000 records).
 const LOOKUP_WINDOW: usize = 64;
+
+/// The records `[a, b)` that `lookup` searches first in a prefix of `len` records for the record
+/// `probe`: a window around its interpolated position, or `None` when the prefix is small enough
+/// to search whole.
+#[inline]
+fn guess_window(probe: &[u8], len: usize) -> Option<(usize, usize)> {
+    if len <= 2 * LOOKUP_WINDOW {
+        return None;
+    }
+    let guess = ((u128::from(key_head(probe)) * len as u128) >> 60) as usize;
+    Some((
+        guess.saturating_sub(LOOKUP_WINDOW),
+        (guess + LOOKUP_WINDOW).min(len),
+    ))
+}
 
 /// The first 60 bits after the prefix of a record, as an integer in `0..2^60`.
 #[inline]

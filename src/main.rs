@@ -219,6 +219,13 @@ struct ServeArgs {
     /// Log format.
     #[arg(long, env = "HIBP_MIRROR_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     log_format: String,
+    /// Where index reads run: auto (inline when the pages are in the page cache, on the blocking
+    /// pool when they must come from disk), always (blocking pool), never (inline).
+    #[arg(long, env = "HIBP_MIRROR_READ_OFFLOAD", default_value = "auto")]
+    read_offload: server::ReadOffload,
+    /// Most index reads from disk in flight at once (the disk queue depth the server drives).
+    #[arg(long, env = "HIBP_MIRROR_READS_IN_FLIGHT", default_value_t = server::DEFAULT_READS_IN_FLIGHT)]
+    reads_in_flight: usize,
     /// Runtime worker threads (default: one per CPU).
     #[arg(long, env = "HIBP_MIRROR_WORKERS")]
     workers: Option<usize>,
@@ -319,11 +326,15 @@ fn serve(args: ServeArgs) -> Result<()> {
             .filter(|d| !d.is_zero()),
         reload_on_sighup: true,
         http2: args.http2,
+        read_offload: args.read_offload,
+        reads_in_flight: args.reads_in_flight.max(1),
     };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = args.workers {
         runtime.worker_threads(workers.max(1));
     }
+    // The blocking pool runs cold index reads (capped by --reads-in-flight) besides reloads.
+    runtime.max_blocking_threads(config.reads_in_flight + 16);
     let runtime = runtime
         .enable_all()
         .build()

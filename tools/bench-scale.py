@@ -250,11 +250,11 @@ def report(results, fio_figs, args):
                   f"(p99 {r['seq']['p99'] / q1['p99']:.1f}x fio QD1)",
         f"p99 <= 2x fio QD1 p99 ({q1['p99']:.2f} ms)")
     row("/checkhash, 64 conns",
-        lambda r: f"{r['check']['rps']:,.0f} req/s ({r['check']['rps'] / q64['iops']:.2f}x fio), "
+        lambda r: f"{r['check']['rps']:,.0f} req/s ({r['check']['rps'] / q64['iops']:.3f}x fio), "
                   f"p99 {r['check']['p99']:.1f} ms" + errs(r["check"]),
         f">= 0.5x fio 4 KiB QD64 ({q64['iops']:,.0f} IOPS), p99 < 100 ms")
     row("/range, 64 conns",
-        lambda r: f"{r['range']['rps']:,.0f} req/s ({r['range']['rps'] / b64['iops']:.2f}x fio), "
+        lambda r: f"{r['range']['rps']:,.0f} req/s ({r['range']['rps'] / b64['iops']:.3f}x fio), "
                   f"p99 {r['range']['p99']:.1f} ms" + errs(r["range"]),
         f">= 0.5x fio 64 KiB QD64 ({b64['iops']:,.0f} IOPS), p99 < 100 ms")
     print(json.dumps({"fio": fio_figs, "results": results}), file=sys.stderr)
