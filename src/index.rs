@@ -18,6 +18,9 @@ pub struct Index<D> {
     data: D,
     /// The decoded header, checked at open.
     header: Header,
+    /// The prefix table, decoded into memory at open (8 MB): every request reads it, so it must
+    /// never wait for the disk, even when the mapped pages around it have been evicted.
+    table: Box<[u64]>,
 }
 
 impl<D: AsRef<[u8]> + Sync> Index<D> {
@@ -27,15 +30,17 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
     pub fn open(data: D) -> Result<Self, OpenError> {
         let bytes = data.as_ref();
         let header = Header::decode(bytes, bytes.len() as u64)?;
-        let table = &bytes[format::TABLE_OFFSET..format::RECORDS_OFFSET];
+        let table_bytes = &bytes[format::TABLE_OFFSET..format::RECORDS_OFFSET];
+        let table: Box<[u64]> = (0..format::TABLE_ENTRIES)
+            .map(|p| format::table_entry(table_bytes, p))
+            .collect();
         let mut previous = 0u64;
-        if format::table_entry(table, 0) != 0 {
+        if table[0] != 0 {
             return Err(OpenError::Table(
                 "the first prefix does not start at record 0".into(),
             ));
         }
-        for p in 1..format::TABLE_ENTRIES {
-            let offset = format::table_entry(table, p);
+        for (p, &offset) in table.iter().enumerate().skip(1) {
             if offset < previous {
                 return Err(OpenError::Table(format!(
                     "offsets go backwards at prefix {:05X} ({offset} < {previous})",
@@ -50,7 +55,11 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
                 header.record_count
             )));
         }
-        Ok(Index { data, header })
+        Ok(Index {
+            data,
+            header,
+            table,
+        })
     }
 
     /// The header: kind, record count, build time, label.
@@ -77,10 +86,6 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         self.data.as_ref()
     }
 
-    fn table(&self) -> &[u8] {
-        &self.bytes()[format::TABLE_OFFSET..format::RECORDS_OFFSET]
-    }
-
     fn records(&self) -> &[u8] {
         &self.bytes()[format::RECORDS_OFFSET..self.header.overflow_offset()]
     }
@@ -91,11 +96,7 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
 
     /// Ordinals `[start, end)` of the records under `prefix`.
     fn ordinals(&self, prefix: Prefix) -> (u64, u64) {
-        let table = self.table();
-        (
-            format::table_entry(table, prefix.index()),
-            format::table_entry(table, prefix.index() + 1),
-        )
+        (self.table[prefix.index()], self.table[prefix.index() + 1])
     }
 
     /// Number of records under `prefix`.
@@ -153,9 +154,8 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
 
     /// Number of prefixes holding at least one record.
     pub fn prefixes_present(&self) -> usize {
-        let table = self.table();
         (0..PREFIX_COUNT)
-            .filter(|&p| format::table_entry(table, p + 1) > format::table_entry(table, p))
+            .filter(|&p| self.table[p + 1] > self.table[p])
             .count()
     }
 
@@ -292,6 +292,9 @@ impl Index<IndexBytes> {
             path: path.to_owned(),
             source,
         })?;
+        // Open reads the header and the whole 8 MB table: ask for all of it in one go rather
+        // than fault by fault (start-up time on a cold cache).
+        map.prefetch(0..format::RECORDS_OFFSET.min(map.as_ref().len()));
         let index = Index::open(map).map_err(with_path)?;
         // The records are read at random, one window per request: without this advice each page
         // fault reads the device's whole readahead window (up to 8 MB) instead of one page.
