@@ -9,8 +9,9 @@ use std::time::Duration;
 use crate::format::Header;
 use crate::hash::HashKind;
 
-use super::indexes::{unix_now, IndexSet};
+use super::indexes::IndexSet;
 use super::Route;
+use crate::format::now_unix as unix_now;
 
 /// Status codes counted individually; anything else is counted as `other`.
 const STATUSES: [u16; 9] = [200, 204, 304, 400, 404, 405, 500, 503, 0];
