@@ -258,9 +258,7 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         let mut probe = [0u8; MAX_HASH_LEN];
         format::encode_record(hash.as_bytes(), 0, &mut probe[..record_len]);
         match guess_window(&probe[..record_len], len) {
-            Some((a, b)) => {
-                span.start + a * record_len..span.start + (b + 1).min(len) * record_len
-            }
+            Some((a, b)) => span.start + a * record_len..span.start + (b + 1).min(len) * record_len,
             None => span,
         }
     }

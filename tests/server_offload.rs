@@ -124,8 +124,7 @@ fn request_paths(synth: &Synth) -> (Vec<String>, Vec<(String, u32)>) {
         paths.push(format!("/range/{prefix:05X}"));
         expected.push((format!("range {prefix:05X}"), 0));
         let entries = synth.prefix_entries(prefix);
-        if let Some((hash, count)) = entries.get(rng.below(entries.len().max(1) as u64) as usize)
-        {
+        if let Some((hash, count)) = entries.get(rng.below(entries.len().max(1) as u64) as usize) {
             let hex = synth.hex(hash);
             paths.push(format!("/checkhash/{hex}"));
             expected.push((hex.clone(), *count));
@@ -157,7 +156,11 @@ async fn answers_are_identical_inline_offloaded_and_auto() {
         for ((what, count), body) in expected.iter().zip(&got) {
             if let Some(prefix) = what.strip_prefix("range ") {
                 let prefix = u32::from_str_radix(prefix, 16).unwrap();
-                assert_eq!(body, &synth.range_body(prefix), "{mode:?} /range/{prefix:05X}");
+                assert_eq!(
+                    body,
+                    &synth.range_body(prefix),
+                    "{mode:?} /range/{prefix:05X}"
+                );
             } else {
                 assert!(
                     body.contains(&format!("\"timesseen\":{count},")),
@@ -200,10 +203,17 @@ async fn a_read_window_is_cold_after_eviction_and_warm_after_a_read() {
     assert!(!index.data().is_resident(window.clone()));
     assert_eq!(index.lookup(&hash), Some(count));
     assert!(index.data().is_resident(window));
-    assert!(!index.data().is_resident(span.clone()), "random advice: no readahead");
+    assert!(
+        !index.data().is_resident(span.clone()),
+        "random advice: no readahead"
+    );
     // Prefetching the whole prefix brings it in (WILLNEED completes asynchronously).
     index.data().prefetch(span.clone());
-    let sum: u64 = index.range(prefix).into_iter().map(|e| u64::from(e.count())).sum();
+    let sum: u64 = index
+        .range(prefix)
+        .into_iter()
+        .map(|e| u64::from(e.count()))
+        .sum();
     assert_eq!(sum, entries.iter().map(|e| u64::from(e.1)).sum::<u64>());
     assert!(index.data().is_resident(span.clone()));
     // Empty and out-of-bounds ranges.

@@ -29,7 +29,10 @@ pub fn write_corpus(
     hash_len: usize,
     seed: u64,
 ) -> io::Result<u64> {
-    assert!(hash_len == 20 || hash_len == 16, "hash_len must be 20 or 16");
+    assert!(
+        hash_len == 20 || hash_len == 16,
+        "hash_len must be 20 or 16"
+    );
     let tiers = count_tiers();
     let mut buf: Vec<u8> = Vec::with_capacity(WRITE_BUFFER + MAX_LINE * 4096);
     let mut gaps: Vec<f64> = Vec::new();

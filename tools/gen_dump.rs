@@ -102,7 +102,9 @@ fn parse_records(text: &str) -> Result<u64, String> {
     }
     match text.parse::<f64>() {
         Ok(x) if x.is_finite() && (0.0..=1e13).contains(&x) => Ok(x.round() as u64),
-        _ => Err(format!("not a record count: {text:?} (e.g. 2100000000 or 2.1e9)")),
+        _ => Err(format!(
+            "not a record count: {text:?} (e.g. 2100000000 or 2.1e9)"
+        )),
     }
 }
 

@@ -152,7 +152,9 @@ pub fn import(options: &ImportOptions) -> Result<ImportSummary, ImportError> {
     } else {
         // Standard input: no total to show a bar against, so a spinner with records and rate.
         options.progress.set_style(unknown_total_style());
-        options.progress.enable_steady_tick(Duration::from_millis(250));
+        options
+            .progress
+            .enable_steady_tick(Duration::from_millis(250));
     }
     let write_err = |source| ImportError::Write {
         path: options.output.clone(),

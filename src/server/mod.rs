@@ -408,8 +408,7 @@ async fn respond<H: Handler>(
                 let mut stub = Request::new(());
                 *stub.method_mut() = method;
                 *stub.uri_mut() = uri;
-                let response =
-                    app::text(StatusCode::SERVICE_UNAVAILABLE, "Server shutting down");
+                let response = app::text(StatusCode::SERVICE_UNAVAILABLE, "Server shutting down");
                 return log_response(&*handler, route, &stub, started, response);
             }
         }
@@ -420,7 +419,11 @@ async fn respond<H: Handler>(
 }
 
 /// Routes one request, turning a panic into 500.
-fn answer<H: Handler>(handler: &H, route: Route, req: &Request<Incoming>) -> Response<ResponseBody> {
+fn answer<H: Handler>(
+    handler: &H,
+    route: Route,
+    req: &Request<Incoming>,
+) -> Response<ResponseBody> {
     match catch_unwind(AssertUnwindSafe(|| handler.handle(route, req))) {
         Ok(response) => response,
         Err(_) => {
