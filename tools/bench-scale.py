@@ -216,10 +216,11 @@ def wrk(port, mode, threads, conns, seconds, script):
             "errors": int(errors), "timeouts": int(timeouts)}
 
 
-def measure(args, index, script, label, wrap=None):
+def measure(args, binary, index, script, label, wrap=None):
     """Start-up, sequential and 64-connection figures for one server configuration, cold."""
     drop_caches()
-    server = Server(args.binary, index, args.workers, args.serve_arg, wrap)
+    load = os.getloadavg()[0]
+    server = Server(binary, index, args.workers, args.serve_arg, wrap)
     try:
         startup = server.first_answer()
         seq = wrk(server.port, "checkhash", 1, 1, args.seconds, script)
@@ -227,7 +228,9 @@ def measure(args, index, script, label, wrap=None):
         rng = wrk(server.port, "range", 2, 64, args.seconds, script)
     finally:
         server.stop()
-    return {"label": label, "startup_ms": startup * 1e3, "seq": seq, "check": check, "range": rng}
+    log(f"{label}: done (load average {load:.1f} -> {os.getloadavg()[0]:.1f})")
+    return {"label": label, "startup_ms": startup * 1e3, "seq": seq, "check": check, "range": rng,
+            "load": load}
 
 
 def report(results, fio_figs, args):
@@ -244,6 +247,7 @@ def report(results, fio_figs, args):
     def row(name, fmt, target):
         print(f"| {name} | " + " | ".join(fmt(r) for r in results) + f" | {target} |")
 
+    row("load average at start (2 cores)", lambda r: f"{r['load']:.1f}", "")
     row("start to first answer", lambda r: f"{r['startup_ms']:.0f} ms", "<= 100 ms")
     row("sequential /checkhash p50 / p99",
         lambda r: f"{r['seq']['p50']:.2f} / {r['seq']['p99']:.2f} ms "
@@ -276,6 +280,10 @@ def main():
     p.add_argument("--keep", action="store_true", help="keep the generated index")
     p.add_argument("--binary", type=Path, default=BIN / "hibp-mirror")
     p.add_argument("--label", default="hibp-mirror")
+    p.add_argument("--baseline-binary", type=Path,
+                   help="also measure this build, alternating with --binary, for a before/after "
+                        "table from one run")
+    p.add_argument("--baseline-label", default="baseline")
     p.add_argument("--workers", type=int, help="serve --workers")
     p.add_argument("--serve-arg", action="append", default=[],
                    help="extra argument for serve (repeat)")
@@ -314,19 +322,23 @@ def main():
                 "4k-qd64": fio(index, "4k", 64, args.seconds),
                 "64k-qd64": fio(index, "64k", 64, args.seconds),
             }
-        results = [measure(args, index, script, args.label)]
+        builds = [(args.binary, args.label)]
+        if args.baseline_binary:
+            builds.insert(0, (args.baseline_binary, args.baseline_label))
+        results = [measure(args, b, index, script, label) for b, label in builds]
         if args.memory_limit != "none":
             limit = parse_size(args.memory_limit)
-            cgroup = Cgroup(limit)
-            try:
-                r = measure(args, index, script, f"{args.label}, {args.memory_limit} limit",
-                            cgroup.wrap)
-                peak = cgroup.peak()
-                if peak:
-                    r["label"] += f" (peak {peak / 2**30:.1f} GiB)"
-                results.append(r)
-            finally:
-                cgroup.remove()
+            for binary, label in builds:
+                cgroup = Cgroup(limit)
+                try:
+                    r = measure(args, binary, index, script,
+                                f"{label}, {args.memory_limit} limit", cgroup.wrap)
+                    peak = cgroup.peak()
+                    if peak:
+                        r["label"] += f" (peak {peak / 2**30:.1f} GiB)"
+                    results.append(r)
+                finally:
+                    cgroup.remove()
         report(results, fio_figs, args)
     finally:
         os.unlink(script)
