@@ -123,15 +123,49 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         format::encode_record(hash.as_bytes(), 0, &mut probe[..range.record_len]);
         let probe = &probe[..range.record_len];
         let target = format::record_key(probe);
-        let (mut lo, mut hi) = (0usize, range.len());
-        // Hashes are uniformly spread, so the target sits near its key's share of the key space.
-        // Search a small window around that guess when the window provably brackets it: a few
-        // cache lines instead of a binary search over the whole ~38 KB prefix.
-        if let Some((a, b)) = guess_window(probe, hi) {
-            let after_a = a == 0 || format::record_key(range.record(a)) <= target;
-            let before_b = b == hi || target < format::record_key(range.record(b));
-            if after_a && before_b {
-                (lo, hi) = (a, b);
+        let n = range.len();
+        let (mut lo, mut hi) = (0usize, n);
+        // Hashes are uniformly spread, so the target sits near its key's share of the key space
+        // (within ~22 records for 2,000). Gallop outwards from that guess until the target is
+        // bracketed: a few cache lines, and on a cold index usually one page, where a binary
+        // search over the whole ~38 KB prefix would touch ten.
+        // Invariant: records before `lo` are below the target, records from `hi` on above it.
+        if let Some(guess) = interpolate(probe, n) {
+            let key = |i: usize| format::record_key(range.record(i));
+            match key(guess).cmp(&target) {
+                std::cmp::Ordering::Equal => return Some(range.count_at(guess)),
+                std::cmp::Ordering::Less => {
+                    lo = guess + 1;
+                    let mut step = 1;
+                    while guess + step < n {
+                        let at = guess + step;
+                        match key(at).cmp(&target) {
+                            std::cmp::Ordering::Less => lo = at + 1,
+                            std::cmp::Ordering::Equal => return Some(range.count_at(at)),
+                            std::cmp::Ordering::Greater => {
+                                hi = at;
+                                break;
+                            }
+                        }
+                        step *= 2;
+                    }
+                }
+                std::cmp::Ordering::Greater => {
+                    hi = guess;
+                    let mut step = 1;
+                    while step <= guess {
+                        let at = guess - step;
+                        match key(at).cmp(&target) {
+                            std::cmp::Ordering::Greater => hi = at,
+                            std::cmp::Ordering::Equal => return Some(range.count_at(at)),
+                            std::cmp::Ordering::Less => {
+                                lo = at + 1;
+                                break;
+                            }
+                        }
+                        step *= 2;
+                    }
+                }
             }
         }
         while lo < hi {
@@ -244,10 +278,10 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
             ..format::RECORDS_OFFSET + end as usize * record_len
     }
 
-    /// Byte offsets of the records [`Index::lookup`] reads for `hash` (the window around its
-    /// interpolated position, plus the record after it, which bounds the window; the whole prefix
-    /// when it is small). A lookup reads outside it only in the rare case the window does not
-    /// bracket the hash. Reads no record.
+    /// Byte offsets of the records [`Index::lookup`] usually reads for `hash`: the
+    /// [`LOOKUP_SPAN`] records either side of its interpolated position (the whole prefix when
+    /// it is small). A lookup gallops outside it only when the hash lies unusually far from its
+    /// interpolated position. Reads no record.
     pub fn lookup_span(&self, hash: &Hash) -> std::ops::Range<usize> {
         let span = self.range_span(hash.prefix());
         if hash.kind() != self.header.kind {
@@ -257,8 +291,11 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         let len = (span.end - span.start) / record_len;
         let mut probe = [0u8; MAX_HASH_LEN];
         format::encode_record(hash.as_bytes(), 0, &mut probe[..record_len]);
-        match guess_window(&probe[..record_len], len) {
-            Some((a, b)) => span.start + a * record_len..span.start + (b + 1).min(len) * record_len,
+        match interpolate(&probe[..record_len], len) {
+            Some(guess) => {
+                span.start + guess.saturating_sub(LOOKUP_SPAN) * record_len
+                    ..span.start + (guess + LOOKUP_SPAN + 1).min(len) * record_len
+            }
             None => span,
         }
     }
@@ -292,23 +329,25 @@ impl Index<IndexBytes> {
     }
 }
 
-/// Half-width, in records, of the window `lookup` searches around its interpolated guess
-/// (about three standard deviations of a uniform prefix of ~2,000 records).
-const LOOKUP_WINDOW: usize = 64;
+/// Prefixes with fewer records than this are binary searched whole (they fit in a few lines).
+const INTERPOLATE_MIN: usize = 128;
 
-/// The records `[a, b)` that `lookup` searches first in a prefix of `len` records for the record
-/// `probe`: a window around its interpolated position, or `None` when the prefix is small enough
-/// to search whole.
+/// Half-width, in records, of [`Index::lookup_span`]: the records read ahead (and checked for
+/// residency) for a lookup. A hash lies within ~22 records (one standard deviation) of its
+/// interpolated position in a prefix of 2,000, and galloping reads up to twice that distance:
+/// 32 records either side (~1.2 KB, usually one page) covers most lookups without reading pages
+/// most lookups never touch.
+pub const LOOKUP_SPAN: usize = 32;
+
+/// Where `probe` would sit in a prefix of `len` records if keys were spread evenly, or `None`
+/// when the prefix is small enough to search whole.
 #[inline]
-fn guess_window(probe: &[u8], len: usize) -> Option<(usize, usize)> {
-    if len <= 2 * LOOKUP_WINDOW {
+fn interpolate(probe: &[u8], len: usize) -> Option<usize> {
+    if len < INTERPOLATE_MIN {
         return None;
     }
     let guess = ((u128::from(format::key_head(probe)) * len as u128) >> 60) as usize;
-    Some((
-        guess.saturating_sub(LOOKUP_WINDOW),
-        (guess + LOOKUP_WINDOW).min(len),
-    ))
+    Some(guess.min(len - 1))
 }
 
 /// Index of the first overflow entry whose ordinal is `>= ordinal`.
