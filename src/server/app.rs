@@ -1,5 +1,7 @@
 //! Pure request -> response routing: no I/O, no awaits, so every rule can be tested by building a
-//! `Request` and reading the `Response`.
+//! `Request` and reading the `Response`. The one exception is [`App::may_block`], which asks the
+//! kernel whether an answer's index pages are cached (and to start reading them if not), so the
+//! connection loop can move reads that may wait for the disk off the runtime's workers.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
