@@ -329,7 +329,12 @@ def main():
         if args.memory_limit != "none":
             limit = parse_size(args.memory_limit)
             for binary, label in builds:
-                cgroup = Cgroup(limit)
+                try:
+                    cgroup = Cgroup(limit)
+                except (OSError, RuntimeError) as e:
+                    # Containers without a writable memory controller: say so, keep the rest.
+                    log(f"memory-limited run skipped: cannot create a cgroup ({e})")
+                    break
                 try:
                     r = measure(args, binary, index, script,
                                 f"{label}, {args.memory_limit} limit", cgroup.wrap)
