@@ -18,6 +18,9 @@ pub struct Index<D> {
     data: D,
     /// The decoded header, checked at open.
     header: Header,
+    /// The prefix table, decoded into memory at open (8 MB): every request reads it, so it must
+    /// never wait for the disk, even when the mapped pages around it have been evicted.
+    table: Box<[u64]>,
 }
 
 impl<D: AsRef<[u8]> + Sync> Index<D> {
@@ -27,15 +30,15 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
     pub fn open(data: D) -> Result<Self, OpenError> {
         let bytes = data.as_ref();
         let header = Header::decode(bytes, bytes.len() as u64)?;
-        let table = &bytes[format::TABLE_OFFSET..format::RECORDS_OFFSET];
+        let table_bytes = &bytes[format::TABLE_OFFSET..format::RECORDS_OFFSET];
+        let table: Box<[u64]> = (0..format::TABLE_ENTRIES)
+            .map(|p| format::table_entry(table_bytes, p))
+            .collect();
         let mut previous = 0u64;
-        if format::table_entry(table, 0) != 0 {
-            return Err(OpenError::TableStart {
-                first: format::table_entry(table, 0),
-            });
+        if table[0] != 0 {
+            return Err(OpenError::TableStart { first: table[0] });
         }
-        for p in 1..format::TABLE_ENTRIES {
-            let offset = format::table_entry(table, p);
+        for (p, &offset) in table.iter().enumerate().skip(1) {
             if offset < previous {
                 return Err(OpenError::TableBackwards {
                     prefix: p,
@@ -51,7 +54,11 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
                 record_count: header.record_count,
             });
         }
-        Ok(Index { data, header })
+        Ok(Index {
+            data,
+            header,
+            table,
+        })
     }
 
     /// The header: kind, record count, build time, label.
@@ -78,10 +85,6 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         self.data.as_ref()
     }
 
-    fn table(&self) -> &[u8] {
-        &self.bytes()[format::TABLE_OFFSET..format::RECORDS_OFFSET]
-    }
-
     fn records(&self) -> &[u8] {
         &self.bytes()[format::RECORDS_OFFSET..self.header.overflow_offset()]
     }
@@ -92,11 +95,7 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
 
     /// Ordinals `[start, end)` of the records under `prefix`.
     fn ordinals(&self, prefix: Prefix) -> (u64, u64) {
-        let table = self.table();
-        (
-            format::table_entry(table, prefix.index()),
-            format::table_entry(table, prefix.index() + 1),
-        )
+        (self.table[prefix.index()], self.table[prefix.index() + 1])
     }
 
     /// The entries under `prefix`, sorted by suffix.
@@ -124,20 +123,49 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         format::encode_record(hash.as_bytes(), 0, &mut probe[..range.record_len]);
         let probe = &probe[..range.record_len];
         let target = format::record_key(probe);
-        let (mut lo, mut hi) = (0usize, range.len());
-        // Hashes are uniformly spread, so the target sits near its key's share of the key space.
-        // Search a small window around that guess when the window provably brackets it: a few
-        // cache lines instead of a binary search over the whole ~38 KB prefix.
-        if hi > 2 * LOOKUP_WINDOW {
-            let guess = ((u128::from(format::key_head(probe)) * hi as u128) >> 60) as usize;
-            let (a, b) = (
-                guess.saturating_sub(LOOKUP_WINDOW),
-                (guess + LOOKUP_WINDOW).min(hi),
-            );
-            let after_a = a == 0 || format::record_key(range.record(a)) <= target;
-            let before_b = b == hi || target < format::record_key(range.record(b));
-            if after_a && before_b {
-                (lo, hi) = (a, b);
+        let n = range.len();
+        let (mut lo, mut hi) = (0usize, n);
+        // Hashes are uniformly spread, so the target sits near its key's share of the key space
+        // (within ~22 records for 2,000). Gallop outwards from that guess until the target is
+        // bracketed: a few cache lines, and on a cold index usually one page, where a binary
+        // search over the whole ~38 KB prefix would touch ten.
+        // Invariant: records before `lo` are below the target, records from `hi` on above it.
+        if let Some(guess) = interpolate(probe, n) {
+            let key = |i: usize| format::record_key(range.record(i));
+            match key(guess).cmp(&target) {
+                std::cmp::Ordering::Equal => return Some(range.count_at(guess)),
+                std::cmp::Ordering::Less => {
+                    lo = guess + 1;
+                    let mut step = 1;
+                    while guess + step < n {
+                        let at = guess + step;
+                        match key(at).cmp(&target) {
+                            std::cmp::Ordering::Less => lo = at + 1,
+                            std::cmp::Ordering::Equal => return Some(range.count_at(at)),
+                            std::cmp::Ordering::Greater => {
+                                hi = at;
+                                break;
+                            }
+                        }
+                        step *= 2;
+                    }
+                }
+                std::cmp::Ordering::Greater => {
+                    hi = guess;
+                    let mut step = 1;
+                    while step <= guess {
+                        let at = guess - step;
+                        match key(at).cmp(&target) {
+                            std::cmp::Ordering::Greater => hi = at,
+                            std::cmp::Ordering::Equal => return Some(range.count_at(at)),
+                            std::cmp::Ordering::Less => {
+                                lo = at + 1;
+                                break;
+                            }
+                        }
+                        step *= 2;
+                    }
+                }
             }
         }
         while lo < hi {
@@ -153,9 +181,8 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
 
     /// Number of prefixes holding at least one record.
     pub fn prefixes_present(&self) -> usize {
-        let table = self.table();
         (0..PREFIX_COUNT)
-            .filter(|&p| format::table_entry(table, p + 1) > format::table_entry(table, p))
+            .filter(|&p| self.table[p + 1] > self.table[p])
             .count()
     }
 
@@ -236,6 +263,44 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
     }
 }
 
+impl<D: AsRef<[u8]> + Sync> Index<D> {
+    /// The bytes the index reads from.
+    pub fn data(&self) -> &D {
+        &self.data
+    }
+
+    /// Byte offsets (into [`Index::data`]) of the records [`Index::range`] reads for `prefix`.
+    /// Computed from the in-memory table alone: reads no record.
+    pub fn range_span(&self, prefix: Prefix) -> std::ops::Range<usize> {
+        let (start, end) = self.ordinals(prefix);
+        let record_len = self.header.record_len();
+        format::RECORDS_OFFSET + start as usize * record_len
+            ..format::RECORDS_OFFSET + end as usize * record_len
+    }
+
+    /// Byte offsets of the records [`Index::lookup`] usually reads for `hash`: the
+    /// [`LOOKUP_SPAN`] records either side of its interpolated position (the whole prefix when
+    /// it is small). A lookup gallops outside it only when the hash lies unusually far from its
+    /// interpolated position. Reads no record.
+    pub fn lookup_span(&self, hash: &Hash) -> std::ops::Range<usize> {
+        let span = self.range_span(hash.prefix());
+        if hash.kind() != self.header.kind {
+            return span.start..span.start;
+        }
+        let record_len = self.header.record_len();
+        let len = (span.end - span.start) / record_len;
+        let mut probe = [0u8; MAX_HASH_LEN];
+        format::encode_record(hash.as_bytes(), 0, &mut probe[..record_len]);
+        match interpolate(&probe[..record_len], len) {
+            Some(guess) => {
+                span.start + guess.saturating_sub(LOOKUP_SPAN) * record_len
+                    ..span.start + (guess + LOOKUP_SPAN + 1).min(len) * record_len
+            }
+            None => span,
+        }
+    }
+}
+
 impl Index<IndexBytes> {
     /// Maps the index at `path` and runs the open-time checks of [`Index::open`].
     ///
@@ -252,13 +317,38 @@ impl Index<IndexBytes> {
         let file = File::open(path).map_err(|e| with_path(OpenError::Io(e)))?;
         // SAFETY: forwarded to the caller, per this function's contract.
         let map = unsafe { IndexBytes::map(&file) }.map_err(|e| with_path(OpenError::Io(e)))?;
-        Index::open(map).map_err(with_path)
+        // Open reads the header and the whole 8 MB table: ask for all of it in one go rather
+        // than fault by fault (start-up time on a cold cache).
+        map.prefetch(0..format::RECORDS_OFFSET.min(map.as_ref().len()));
+        let index = Index::open(map).map_err(with_path)?;
+        // The records are read at random, one window per request: without this advice each page
+        // fault reads the device's whole readahead window (up to 8 MB) instead of one page.
+        // Advice only: a kernel that refuses it serves the same bytes, slower.
+        let _ = index.data.advise_random(format::RECORDS_OFFSET);
+        Ok(index)
     }
 }
 
-/// Half-width, in records, of the window `lookup` searches around its interpolated guess
-/// (about three standard deviations of a uniform prefix of ~2,000 records).
-const LOOKUP_WINDOW: usize = 64;
+/// Prefixes with fewer records than this are binary searched whole (they fit in a few lines).
+const INTERPOLATE_MIN: usize = 128;
+
+/// Half-width, in records, of [`Index::lookup_span`]: the records read ahead (and checked for
+/// residency) for a lookup. A hash lies within ~22 records (one standard deviation) of its
+/// interpolated position in a prefix of 2,000, and galloping reads up to twice that distance:
+/// 32 records either side (~1.2 KB, usually one page) covers most lookups without reading pages
+/// most lookups never touch.
+pub const LOOKUP_SPAN: usize = 32;
+
+/// Where `probe` would sit in a prefix of `len` records if keys were spread evenly, or `None`
+/// when the prefix is small enough to search whole.
+#[inline]
+fn interpolate(probe: &[u8], len: usize) -> Option<usize> {
+    if len < INTERPOLATE_MIN {
+        return None;
+    }
+    let guess = ((u128::from(format::key_head(probe)) * len as u128) >> 60) as usize;
+    Some(guess.min(len - 1))
+}
 
 /// Index of the first overflow entry whose ordinal is `>= ordinal`.
 fn partition_overflow(overflow: &[u8], ordinal: u64) -> usize {

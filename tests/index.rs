@@ -4,7 +4,7 @@ mod support;
 
 use hibp_mirror::format::{self, HEADER_LEN, RECORDS_OFFSET, TABLE_OFFSET};
 use hibp_mirror::writer::build_in_memory;
-use hibp_mirror::{Index, OpenError, VerifyError};
+use hibp_mirror::{Hash, HashKind, Index, OpenError, VerifyError};
 use support::{assert_matches, kind_of, Synth};
 
 fn built(synth: &Synth) -> Vec<u8> {
@@ -141,4 +141,48 @@ fn records_out_of_order_are_caught_by_verify_even_with_a_matching_checksum() {
         "{err}"
     );
     assert!(err.to_string().contains("prefix 00000"), "{err}");
+}
+
+/// Lookups gallop out from an interpolated guess: they must also find hashes far from where an
+/// even spread would put them (keys bunched at both ends of a prefix, none in the middle).
+#[test]
+fn lookup_finds_hashes_far_from_their_interpolated_position() {
+    let mut rng = support::SplitMix64::new(7);
+    let mut hashes: Vec<[u8; 20]> = Vec::new();
+    for i in 0..3000u32 {
+        let mut h = [0u8; 20];
+        rng.fill(&mut h);
+        // Prefix ABCDE; the next 16 bits either 0x0000.. or 0xFFFF.. (two tight clusters).
+        h[0] = 0xAB;
+        h[1] = 0xCD;
+        h[2] = 0xE0 | if i % 3 == 0 { 0x0 } else { 0xF };
+        h[3] = if i % 3 == 0 { 0x00 } else { 0xFF };
+        hashes.push(h);
+    }
+    hashes.sort();
+    hashes.dedup();
+    let entries: Vec<(&[u8], u32)> = hashes
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (&h[..], i as u32 + 1))
+        .collect();
+    let bytes = build_in_memory(HashKind::Sha1, entries.iter().copied(), "bunched", 1);
+    let index = Index::open(bytes).unwrap();
+    for (i, h) in hashes.iter().enumerate() {
+        let hash = Hash::from_bytes(HashKind::Sha1, h).unwrap();
+        assert_eq!(index.lookup(&hash), Some(i as u32 + 1), "record {i}");
+        // Absent: the same hash with its last byte changed, and one in the empty middle.
+        let mut absent = *h;
+        absent[19] ^= 0x01;
+        if hashes.binary_search(&absent).is_err() {
+            let absent = Hash::from_bytes(HashKind::Sha1, &absent).unwrap();
+            assert_eq!(index.lookup(&absent), None);
+        }
+    }
+    let mut middle = hashes[0];
+    middle[2] = 0xE7;
+    assert_eq!(
+        index.lookup(&Hash::from_bytes(HashKind::Sha1, &middle).unwrap()),
+        None
+    );
 }

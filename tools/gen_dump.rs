@@ -11,6 +11,9 @@ use hibp_mirror::HashKind;
 #[path = "synth.rs"]
 mod synth;
 
+#[path = "corpus.rs"]
+mod corpus;
+
 use synth::{SplitMix64, Synth, PREFIXES};
 
 /// Writes deterministic synthetic Pwned Passwords corpora.
@@ -70,12 +73,39 @@ enum Command {
         #[arg(long, short)]
         output: PathBuf,
     },
+    /// A full-size dump, fast (hundreds of MB/s): exactly RECORDS `HASH:COUNT` lines (LF, ordered
+    /// by hash) spread evenly over all 1,048,576 prefixes, heavy-tailed counts. Meant to be piped
+    /// into `hibp-mirror import -` (the real corpus is ~2.1e9 records, ~90 GB of text).
+    Corpus {
+        /// Number of records; scientific notation allowed (`2.1e9`).
+        #[arg(long, default_value = "2.1e9", value_parser = parse_records)]
+        records: u64,
+        /// Hash kind: sha1 or ntlm.
+        #[arg(long, default_value = "sha1")]
+        kind: HashKind,
+        /// Seed; the same seed and size give byte-identical output.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// The bundled sample corpus: well-known passwords plus random filler, SHA-1 and NTLM.
     Sample {
         /// Output directory.
         #[arg(long, short, default_value = "data")]
         output: PathBuf,
     },
+}
+
+/// Parses a record count such as `2100000000` or `2.1e9`.
+fn parse_records(text: &str) -> Result<u64, String> {
+    if let Ok(n) = text.parse::<u64>() {
+        return Ok(n);
+    }
+    match text.parse::<f64>() {
+        Ok(x) if x.is_finite() && (0.0..=1e13).contains(&x) => Ok(x.round() as u64),
+        _ => Err(format!(
+            "not a record count: {text:?} (e.g. 2100000000 or 2.1e9)"
+        )),
+    }
 }
 
 /// Well-known passwords in the sample; their counts are sample values, not real ones.
@@ -113,6 +143,18 @@ fn main() -> io::Result<()> {
             let mut out = BufWriter::with_capacity(1 << 20, &mut out);
             synth.write_dump(&mut out, crlf, !no_final_newline)?;
             out.flush()
+        }
+        Command::Corpus {
+            records,
+            kind,
+            seed,
+        } => {
+            let mut out = io::stdout().lock();
+            match corpus::write_corpus(&mut out, records, kind.byte_len(), seed) {
+                // `| head` and a consumer that stops early are not errors.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.map(drop),
+            }
         }
         Command::RangeDir { shape, output } => {
             let synth = shape.synth();

@@ -67,6 +67,15 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "HIBP_MIRROR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Where index reads run: auto (inline when the pages are in the page cache, on the blocking
+    /// pool when they must come from disk), always (blocking pool), never (inline on the workers).
+    #[arg(long, env = "HIBP_MIRROR_READ_OFFLOAD", default_value = "auto")]
+    read_offload: server::ReadOffload,
+    /// Most index reads from disk in flight at once, at least 1 (the disk queue depth the server
+    /// drives; further cold requests wait).
+    #[arg(long, value_name = "N", env = "HIBP_MIRROR_READS_IN_FLIGHT",
+          value_parser = at_least_one::<usize>, default_value_t = server::DEFAULT_READS_IN_FLIGHT)]
+    reads_in_flight: usize,
     /// Runtime worker threads, at least 1 (default: one per CPU).
     #[arg(long, value_name = "N", env = "HIBP_MIRROR_WORKERS",
           value_parser = at_least_one::<usize>)]
@@ -107,6 +116,8 @@ impl ServeArgs {
             reload_on_sighup: true,
             http2: self.http2,
             page: self.page,
+            read_offload: self.read_offload,
+            reads_in_flight: self.reads_in_flight,
         }
     }
 }
@@ -124,6 +135,8 @@ pub fn run(args: ServeArgs) -> Result<()> {
     if let Some(workers) = args.workers {
         runtime.worker_threads(workers);
     }
+    // The blocking pool runs cold index reads (capped by --reads-in-flight) besides reloads.
+    runtime.max_blocking_threads(config.reads_in_flight + 16);
     let runtime = runtime
         .enable_all()
         .build()

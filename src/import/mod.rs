@@ -18,7 +18,7 @@ use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::ProgressBar;
+use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 
 pub use input::Input;
@@ -149,6 +149,12 @@ pub fn import(options: &ImportOptions) -> Result<ImportSummary, ImportError> {
     let known: Option<u64> = options.inputs.iter().map(input::known_size).sum();
     if let Some(total) = known {
         options.progress.set_length(total);
+    } else {
+        // Standard input: no total to show a bar against, so a spinner with records and rate.
+        options.progress.set_style(unknown_total_style());
+        options
+            .progress
+            .enable_steady_tick(Duration::from_millis(250));
     }
     let write_err = |source| ImportError::Write {
         path: options.output.clone(),
@@ -300,6 +306,25 @@ fn parse_batches(
     }
 }
 
+/// The progress style when the input size is unknown (`import -`): a spinner, the elapsed time,
+/// records and their rate (the message), and bytes read.
+fn unknown_total_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {msg}, {binary_bytes} read ({binary_bytes_per_sec})",
+    )
+    .expect("valid template")
+}
+
+/// "1,234,567 records (456,789/s)": what a spinner shows when the total is unknown.
+fn records_message(records: u64, elapsed: Duration) -> String {
+    let rate = records as f64 / elapsed.as_secs_f64().max(1e-3);
+    format!(
+        "{} records ({}/s)",
+        indicatif::HumanCount(records),
+        indicatif::HumanCount(rate as u64)
+    )
+}
+
 /// What the writer thread hands back.
 #[derive(Default)]
 struct Consumed {
@@ -410,6 +435,11 @@ fn consume(
         consumed.lines += chunk.lines;
         consumed.input_bytes += parsed.source_bytes;
         options.progress.inc(parsed.source_bytes);
+        if !options.progress.is_hidden() {
+            options
+                .progress
+                .set_message(records_message(consumed.lines, options.progress.elapsed()));
+        }
     }
 
     let writer = match sink {
@@ -498,4 +528,19 @@ pub fn parse_range_body(
 fn label(inputs: &[Input]) -> String {
     let names: Vec<String> = inputs.iter().map(Input::name).collect();
     format!("import of {}", names.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_message_shows_count_and_rate() {
+        assert_eq!(
+            records_message(1_234_567, Duration::from_secs(2)),
+            "1,234,567 records (617,283/s)"
+        );
+        // No division by zero right at the start.
+        assert_eq!(records_message(0, Duration::ZERO), "0 records (0/s)");
+    }
 }

@@ -1,5 +1,7 @@
 //! Pure request -> response routing: no I/O, no awaits, so every rule can be tested by building a
-//! `Request` and reading the `Response`.
+//! `Request` and reading the `Response`. The one exception is [`App::may_block`], which asks the
+//! kernel whether an answer's index pages are cached (and to start reading them if not), so the
+//! connection loop can move reads that may wait for the disk off the runtime's workers.
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -115,6 +117,54 @@ impl App {
             },
             Route::Other => not_found(),
         }
+    }
+
+    /// Whether answering `req` reads index pages that are not in the page cache, so it may
+    /// block on the disk. When it does, the reads are asked for now (`MADV_WILLNEED` on exactly
+    /// the records the answer needs), so the disk starts on them at once, in one batch. Requests
+    /// that read no index (errors, `/healthz`, `/metrics`, a kind not served) never block.
+    pub fn may_block<B>(&self, route: Route, req: &Request<B>) -> bool {
+        let path = req.uri().path();
+        let (kind, span) = match route {
+            Route::Range => {
+                let Some(Ok(prefix)) = path
+                    .strip_prefix(RANGE_PATH)
+                    .map(|p| Prefix::parse(p.as_bytes()))
+                else {
+                    return false;
+                };
+                let kind = if wants_ntlm(req.uri().query()) {
+                    HashKind::Ntlm
+                } else {
+                    HashKind::Sha1
+                };
+                (kind, Spanned::Range(prefix))
+            }
+            Route::CheckHash => {
+                let Some(Ok(hash)) = path
+                    .strip_prefix(CHECKHASH_PATH)
+                    .map(|h| Hash::parse_hex(h.as_bytes()))
+                else {
+                    return false;
+                };
+                (hash.kind(), Spanned::Lookup(hash))
+            }
+            _ => return false,
+        };
+        let guard = self.indexes.load(kind);
+        let Some(served) = guard.as_ref() else {
+            return false;
+        };
+        let index = served.index();
+        let span = match span {
+            Spanned::Range(prefix) => index.range_span(prefix),
+            Spanned::Lookup(hash) => index.lookup_span(&hash),
+        };
+        if index.data().is_resident(span.clone()) {
+            return false;
+        }
+        index.data().prefetch(span);
+        true
     }
 
     fn range<B>(&self, req: &Request<B>, prefix_text: &str) -> Response<ResponseBody> {
@@ -272,6 +322,14 @@ impl App {
         response.headers_mut().insert(CACHE_CONTROL, NO_STORE);
         response
     }
+}
+
+/// What a request reads from an index: a prefix's records, or one lookup's window of them.
+enum Spanned {
+    /// `/range`: every record of the prefix.
+    Range(Prefix),
+    /// `/checkhash`: the records a lookup of the hash reads.
+    Lookup(Hash),
 }
 
 /// Answers GET and HEAD with `f`, anything else with 405.

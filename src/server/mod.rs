@@ -75,6 +75,40 @@ pub const MAX_REQUEST_HEADERS: usize = 64;
 /// Most concurrent HTTP/2 streams per connection.
 const H2_MAX_CONCURRENT_STREAMS: u32 = 256;
 
+/// Default cap on index reads running on the blocking pool at once (requests whose pages are
+/// not in the page cache). Enough to keep a virtual disk's queue full (fio on this project's
+/// test VM peaks at QD32-64); more only adds threads waiting in the same queue.
+pub const DEFAULT_READS_IN_FLIGHT: usize = 64;
+
+/// Where requests that read the index run. See [`Config::read_offload`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadOffload {
+    /// Inline when the pages needed are in the page cache (checked with `mincore`), on the
+    /// blocking pool otherwise: warm requests pay no thread hop, cold ones never stall a runtime
+    /// worker on a page fault.
+    #[default]
+    Auto,
+    /// Every request on the blocking pool (for comparisons and tests).
+    Always,
+    /// Every request inline on the runtime workers: a page fault blocks a worker, so at most
+    /// `workers` disk reads are in flight. Fine when the index fits in RAM and stays cached.
+    Never,
+}
+
+impl std::str::FromStr for ReadOffload {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(ReadOffload::Auto),
+            "always" => Ok(ReadOffload::Always),
+            "never" => Ok(ReadOffload::Never),
+            other => Err(format!(
+                "unknown read offload mode {other:?} (auto, always or never)"
+            )),
+        }
+    }
+}
+
 /// Tracing target of the access log, so it can be filtered on its own (`RUST_LOG`).
 pub const ACCESS_LOG_TARGET: &str = "hibp_mirror::access";
 
@@ -102,6 +136,12 @@ pub struct Config {
     pub http2: bool,
     /// Whether the check page (`/`, its assets and `/config.json`) is served; 404 when off.
     pub page: bool,
+    /// Where index reads run: inline, on the blocking pool, or chosen per request by page-cache
+    /// residency (the default).
+    pub read_offload: ReadOffload,
+    /// Cap on index reads running on the blocking pool at once (the disk queue depth the server
+    /// can drive); further cold requests wait their turn.
+    pub reads_in_flight: usize,
 }
 
 impl Default for Config {
@@ -117,6 +157,8 @@ impl Default for Config {
             reload_on_sighup: true,
             http2: true,
             page: true,
+            read_offload: ReadOffload::Auto,
+            reads_in_flight: DEFAULT_READS_IN_FLIGHT,
         }
     }
 }
@@ -135,6 +177,12 @@ pub enum ServeError {
 pub trait Handler: Send + Sync + 'static {
     /// Answers one request classified as `route`. A panic is caught and answered with 500.
     fn handle(&self, route: Route, req: &Request<Incoming>) -> Response<ResponseBody>;
+    /// Whether answering may block on disk reads (index pages not in the page cache), so the
+    /// connection loop runs [`Handler::handle`] on the blocking pool (with
+    /// [`ReadOffload::Auto`]). Default: never.
+    fn may_block(&self, _route: Route, _req: &Request<Incoming>) -> bool {
+        false
+    }
     /// Connection settings.
     fn config(&self) -> &Config;
     /// Counters updated for every request and connection.
@@ -144,6 +192,10 @@ pub trait Handler: Send + Sync + 'static {
 impl Handler for App {
     fn handle(&self, route: Route, req: &Request<Incoming>) -> Response<ResponseBody> {
         self.respond_route(route, req)
+    }
+
+    fn may_block(&self, route: Route, req: &Request<Incoming>) -> bool {
+        App::may_block(self, route, req)
     }
 
     fn config(&self) -> &Config {
@@ -195,6 +247,7 @@ pub async fn serve<H: Handler>(
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let builder = Arc::new(connection_builder(&config));
+    let reads = Arc::new(Semaphore::new(config.reads_in_flight.max(1)));
     // Tells connection tasks where shutdown stands: those still waiting for their first byte
     // (counted by `graceful` but not yet under its control) leave at `Closing`, so they do not
     // hold up the drain; every connection left at `Cut` is dropped, closing its socket.
@@ -219,6 +272,7 @@ pub async fn serve<H: Handler>(
         };
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
+        let reads = reads.clone();
         let builder = builder.clone();
         let watcher = graceful.watcher();
         let header_read_timeout = config.header_read_timeout;
@@ -240,7 +294,9 @@ pub async fn serve<H: Handler>(
             }
             let service_handler = handler.clone();
             let service = service_fn(move |req: Request<Incoming>| {
-                std::future::ready(Ok::<_, Infallible>(respond(&*service_handler, &req)))
+                let handler = service_handler.clone();
+                let reads = reads.clone();
+                async move { Ok::<_, Infallible>(respond(handler, reads, req).await) }
             });
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::select! {
@@ -326,12 +382,54 @@ impl Drop for OpenConnection<'_> {
     }
 }
 
-/// Answers one request: routes it, turns a panic into 500, counts it and logs it.
-fn respond<H: Handler>(handler: &H, req: &Request<Incoming>) -> Response<ResponseBody> {
+/// Answers one request: routes it (on the blocking pool when its index reads may fault, see
+/// [`ReadOffload`]), turns a panic into 500, counts it and logs it.
+async fn respond<H: Handler>(
+    handler: Arc<H>,
+    reads: Arc<Semaphore>,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
     let started = Instant::now();
-    let path = req.uri().path();
-    let route = Route::of(path);
-    let response = match catch_unwind(AssertUnwindSafe(|| handler.handle(route, req))) {
+    let route = Route::of(req.uri().path());
+    let offload = match handler.config().read_offload {
+        ReadOffload::Never => false,
+        ReadOffload::Always => true,
+        ReadOffload::Auto => handler.may_block(route, &req),
+    };
+    let (response, req) = if offload {
+        let permit = reads.acquire_owned().await;
+        let worker = handler.clone();
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        match tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            (answer(&*worker, route, &req), req)
+        })
+        .await
+        {
+            Ok(answered) => answered,
+            // Only when the runtime shuts down under the request (panics are caught in `answer`).
+            Err(_) => {
+                let mut stub = Request::new(());
+                *stub.method_mut() = method;
+                *stub.uri_mut() = uri;
+                let response = app::text(StatusCode::SERVICE_UNAVAILABLE, "Server shutting down");
+                return log_response(&*handler, route, &stub, started, response);
+            }
+        }
+    } else {
+        (answer(&*handler, route, &req), req)
+    };
+    log_response(&*handler, route, &req, started, response)
+}
+
+/// Routes one request, turning a panic into 500.
+fn answer<H: Handler>(
+    handler: &H,
+    route: Route,
+    req: &Request<Incoming>,
+) -> Response<ResponseBody> {
+    match catch_unwind(AssertUnwindSafe(|| handler.handle(route, req))) {
         Ok(response) => response,
         Err(_) => {
             handler.metrics().panic_caught();
@@ -341,7 +439,18 @@ fn respond<H: Handler>(handler: &H, req: &Request<Incoming>) -> Response<Respons
             );
             app::text(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
         }
-    };
+    }
+}
+
+/// Counts and logs an answered request.
+fn log_response<H: Handler, B>(
+    handler: &H,
+    route: Route,
+    req: &Request<B>,
+    started: Instant,
+    response: Response<ResponseBody>,
+) -> Response<ResponseBody> {
+    let path = req.uri().path();
     let elapsed = started.elapsed();
     let status = response.status().as_u16();
     handler.metrics().observe(route, status, elapsed);

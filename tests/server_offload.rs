@@ -1,0 +1,226 @@
+//! Cold index reads: answers are the same whether index reads run inline, on the blocking pool,
+//! or chosen per request by page-cache residency; and the residency check sees the page cache.
+//! Real TCP on 127.0.0.1:0, real HTTP client, an index file on disk evicted from the page cache.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use hibp_mirror::index::LOOKUP_SPAN;
+use hibp_mirror::server::{App, Config, Handler, IndexSet, IndexSource, Metrics, ReadOffload};
+use hibp_mirror::server::{ResponseBody, Route};
+use hibp_mirror::{Hash, HashKind, Prefix};
+use hyper::body::Incoming;
+use hyper::{Request, Response};
+use support::{Synth, TestServer};
+
+/// ~2,000 hashes in every 1,024th prefix: bodies span several pages, as real ones do, and the
+/// records (~39 MB) reach well past what reading the prefix table at open reads ahead.
+fn synth() -> Synth {
+    Synth::new(20, 23, 1024, 2000)
+}
+
+/// A populated prefix near the end of the file.
+const LATE_PREFIX: u32 = 1023 * 1024;
+
+/// The index file, on disk (the target directory, not a tmpfs) so the page cache can be
+/// dropped for it; deleted with the returned directory.
+fn index_file() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = support::write_index(dir.path(), "sha1.idx", &synth(), 1_700_000_000);
+    (dir, path)
+}
+
+/// Writes the file back and drops its pages from the page cache (those mapped by a live
+/// process stay).
+fn evict(path: &Path) {
+    let file = std::fs::File::open(path).unwrap();
+    file.sync_all().unwrap();
+    rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::DontNeed).unwrap();
+}
+
+/// `App`, counting the requests it reported as possibly blocking.
+struct Counting {
+    app: App,
+    cold: AtomicUsize,
+}
+
+impl Handler for Counting {
+    fn handle(&self, route: Route, req: &Request<Incoming>) -> Response<ResponseBody> {
+        self.app.respond_route(route, req)
+    }
+    fn may_block(&self, route: Route, req: &Request<Incoming>) -> bool {
+        let cold = self.app.may_block(route, req);
+        if cold {
+            self.cold.fetch_add(1, Ordering::Relaxed);
+        }
+        cold
+    }
+    fn config(&self) -> &Config {
+        self.app.config()
+    }
+    fn metrics(&self) -> &Metrics {
+        self.app.metrics()
+    }
+}
+
+async fn start(path: &Path, read_offload: ReadOffload) -> TestServer<Counting> {
+    let indexes = IndexSet::open(Some(IndexSource::File(path.to_owned())), None).unwrap();
+    let config = Config {
+        read_offload,
+        reads_in_flight: 4,
+        ..support::test_config()
+    };
+    TestServer::start_handler(Arc::new(Counting {
+        app: App::new(Arc::new(indexes), config),
+        cold: AtomicUsize::new(0),
+    }))
+    .await
+}
+
+/// Every answer for a fixed request list: populated and empty prefixes, present hashes and their
+/// absent neighbours, asked 8 at a time so offloaded reads overlap.
+async fn answers(server: &TestServer<Counting>, paths: &[String]) -> Vec<String> {
+    let client = support::identity_client();
+    let mut out = Vec::new();
+    for batch in paths.chunks(8) {
+        let replies = futures_join(batch.iter().map(|p| {
+            let client = client.clone();
+            let url = server.url(p);
+            async move {
+                let response = client.get(url).send().await.unwrap();
+                assert_eq!(response.status(), 200);
+                response.text().await.unwrap()
+            }
+        }))
+        .await;
+        out.extend(replies);
+    }
+    out
+}
+
+async fn futures_join<F: std::future::Future<Output = String> + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<String> {
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+fn request_paths(synth: &Synth) -> (Vec<String>, Vec<(String, u32)>) {
+    let mut paths = Vec::new();
+    let mut expected = Vec::new();
+    let mut rng = support::SplitMix64::new(99);
+    for i in 0..24u32 {
+        let prefix = if i % 4 == 3 {
+            rng.below(1 << 20) as u32 | 1 // odd: never populated (step 1,024)
+        } else {
+            rng.below(u64::from((1 << 20) / synth.step)) as u32 * synth.step
+        };
+        paths.push(format!("/range/{prefix:05X}"));
+        expected.push((format!("range {prefix:05X}"), 0));
+        let entries = synth.prefix_entries(prefix);
+        if let Some((hash, count)) = entries.get(rng.below(entries.len().max(1) as u64) as usize) {
+            let hex = synth.hex(hash);
+            paths.push(format!("/checkhash/{hex}"));
+            expected.push((hex.clone(), *count));
+            // The absent neighbour: last hex digit changed.
+            let mut absent = hex.into_bytes();
+            let last = absent.len() - 1;
+            absent[last] = if absent[last] == b'0' { b'1' } else { b'0' };
+            let absent = String::from_utf8(absent).unwrap();
+            if !entries.iter().any(|(h, _)| synth.hex(h) == absent) {
+                paths.push(format!("/checkhash/{absent}"));
+                expected.push((absent, 0));
+            }
+        }
+    }
+    (paths, expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_identical_inline_offloaded_and_auto() {
+    let synth = synth();
+    let (_dir, path) = index_file();
+    let (paths, expected) = request_paths(&synth);
+    let mut all = Vec::new();
+    for mode in [ReadOffload::Never, ReadOffload::Always, ReadOffload::Auto] {
+        evict(&path);
+        let server = start(&path, mode).await;
+        let got = answers(&server, &paths).await;
+        // Ground truth, so "identical" cannot mean "identically wrong".
+        for ((what, count), body) in expected.iter().zip(&got) {
+            if let Some(prefix) = what.strip_prefix("range ") {
+                let prefix = u32::from_str_radix(prefix, 16).unwrap();
+                assert_eq!(
+                    body,
+                    &synth.range_body(prefix),
+                    "{mode:?} /range/{prefix:05X}"
+                );
+            } else {
+                assert!(
+                    body.contains(&format!("\"timesseen\":{count},")),
+                    "{mode:?}: {body}"
+                );
+            }
+        }
+        let cold = server.handler.cold.load(Ordering::Relaxed);
+        match mode {
+            // Auto found the evicted pages cold; Never and Always never ask.
+            ReadOffload::Auto => assert!(cold > 0, "no request was seen as cold"),
+            _ => assert_eq!(cold, 0),
+        }
+        all.push(got);
+        server.stop().await;
+    }
+    assert_eq!(all[0], all[1]);
+    assert_eq!(all[1], all[2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_window_is_cold_after_eviction_and_warm_after_a_read() {
+    let synth = synth();
+    let (_dir, path) = index_file();
+    let index = support::open_index(&path);
+    // After open: what the open-time table scan mapped stays, the records go.
+    evict(&path);
+    let prefix = Prefix::parse(format!("{LATE_PREFIX:05X}").as_bytes()).unwrap();
+    let entries = synth.prefix_entries(LATE_PREFIX);
+    let span = index.range_span(prefix);
+    assert_eq!(span.len(), entries.len() * 19);
+    assert!(span.len() > 2 * 4096, "a populated prefix spans pages");
+    assert!(!index.data().is_resident(span.clone()));
+    // A lookup's window is a small part of its prefix, and reading it makes it resident.
+    let (hash, count) = entries[1000];
+    let hash = Hash::from_bytes(HashKind::Sha1, &hash[..20]).unwrap();
+    let window = index.lookup_span(&hash);
+    assert!(span.start <= window.start && window.end <= span.end);
+    assert!(window.len() < span.len() / 4, "{window:?} in {span:?}");
+    assert!(!index.data().is_resident(window.clone()));
+    assert_eq!(index.lookup(&hash), Some(count));
+    // The lookup always reads the record at its interpolated position, mid-window.
+    let guess = window.start + LOOKUP_SPAN * 19;
+    assert!(index.data().is_resident(guess..guess + 19));
+    assert!(
+        !index.data().is_resident(span.clone()),
+        "random advice: no readahead"
+    );
+    // Prefetching the whole prefix brings it in (WILLNEED completes asynchronously).
+    index.data().prefetch(span.clone());
+    let sum: u64 = index
+        .range(prefix)
+        .into_iter()
+        .map(|e| u64::from(e.count()))
+        .sum();
+    assert_eq!(sum, entries.iter().map(|e| u64::from(e.1)).sum::<u64>());
+    assert!(index.data().is_resident(span.clone()));
+    // Empty and out-of-bounds ranges.
+    assert!(index.data().is_resident(span.start..span.start));
+    let len = index.data().as_ref().len();
+    assert!(!index.data().is_resident(len - 10..len + 10));
+}

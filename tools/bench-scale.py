@@ -1,0 +1,362 @@
+#!/usr/bin/env python3
+"""Cold-cache benchmark of `hibp-mirror serve` on a full-size index, against fio on the same file.
+
+Run through tools/bench-scale.sh, which installs wrk and fio and builds the release binaries.
+Generates a corpus with `hibp-gen corpus` piped into `hibp-mirror import -` (never a dump on
+disk), then, with the page cache dropped before each measurement:
+  - fio 4 KiB random reads at QD1 and QD64 and 64 KiB at QD64 (--direct=1): what the disk allows;
+  - start to first answer; sequential /checkhash p50/p99; 64-connection /checkhash and /range;
+  - the same server figures inside a memory-limited cgroup (page cache is charged to it).
+Prints every figure and its ratio to the matching fio figure. Nothing is asserted.
+Needs root (drop_caches, cgroups).
+"""
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "target" / "release"
+CGROUP_NAME = "hibp-bench-scale"
+
+WRK_SCRIPT = r"""
+local mode = os.getenv("BENCH_MODE")
+local hex = "0123456789ABCDEF"
+local seeded = false
+local function rhex(n)
+  local t = {}
+  for i = 1, n do
+    local k = math.random(1, 16)
+    t[i] = hex:sub(k, k)
+  end
+  return table.concat(t)
+end
+request = function()
+  if not seeded then
+    math.randomseed(os.time() + math.floor(os.clock() * 1000000) + math.random(1, 1000000))
+    seeded = true
+  end
+  if mode == "range" then
+    return wrk.format("GET", "/range/" .. rhex(5))
+  end
+  return wrk.format("GET", "/checkhash/" .. rhex(40))
+end
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("RESULT %d %d %d %.3f %.3f %d %d\n", summary.requests, summary.bytes,
+    summary.duration, latency:percentile(50) / 1000, latency:percentile(99) / 1000,
+    e.connect + e.read + e.write + e.status + e.timeout, e.timeout))
+end
+"""
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    return subprocess.run(cmd, check=True, **kw)
+
+
+def drop_caches():
+    run(["sync"])
+    Path("/proc/sys/vm/drop_caches").write_text("3\n")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def generate(args, index):
+    """hibp-gen corpus | hibp-mirror import -: the dump only ever exists in the pipe."""
+    log(f"generating {args.records:,} records into {index} (piped, no dump on disk)")
+    start = time.perf_counter()
+    gen = subprocess.Popen(
+        [str(BIN / "hibp-gen"), "corpus", "--records", str(args.records)],
+        stdout=subprocess.PIPE,
+    )
+    imp = subprocess.run(
+        [str(args.binary), "import", "-", "--output", str(index), "--no-fsync", "--quiet"],
+        stdin=gen.stdout, capture_output=True, text=True,
+    )
+    gen.stdout.close()
+    if gen.wait() != 0 or imp.returncode != 0:
+        sys.exit(f"generation failed: {imp.stderr.strip()}")
+    secs = time.perf_counter() - start
+    size = index.stat().st_size
+    log(imp.stderr.strip())
+    print(f"generated + imported {args.records:,} records in {secs:.0f} s "
+          f"({args.records / secs / 1e6:.1f} M records/s), index {size / 1e9:.1f} GB")
+
+
+def fio(index, bs, qd, seconds):
+    """fio random reads on the index file itself, bypassing the page cache."""
+    drop_caches()
+    out = run(
+        ["fio", "--name=r", f"--filename={index}", "--readonly", "--rw=randread", f"--bs={bs}",
+         f"--iodepth={qd}", "--ioengine=libaio", "--direct=1", f"--runtime={seconds}",
+         "--time_based", "--output-format=json"],
+        capture_output=True, text=True,
+    ).stdout
+    job = json.loads(out)["jobs"][0]["read"]
+    pct = job["clat_ns"]["percentile"]
+    return {"iops": job["iops"], "p50": pct["50.000000"] / 1e6, "p99": pct["99.000000"] / 1e6}
+
+
+class Cgroup:
+    """A memory-limited cgroup: v1 (`memory/NAME/memory.limit_in_bytes`), v2 (`NAME/memory.max`),
+    or `systemd-run --scope -p MemoryMax=` where systemd runs. `wrap(cmd)` returns a command that
+    runs `cmd` inside it."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.path = None
+        self.systemd = False
+        v1 = Path("/sys/fs/cgroup/memory")
+        v2 = Path("/sys/fs/cgroup/cgroup.controllers")
+        if Path("/run/systemd/system").is_dir() and shutil.which("systemd-run"):
+            self.systemd = True
+            self.kind = "systemd-run MemoryMax"
+        elif v2.exists():
+            self.path = Path("/sys/fs/cgroup") / CGROUP_NAME
+            self.path.mkdir(exist_ok=True)
+            (self.path / "memory.max").write_text(f"{limit}\n")
+            (self.path / "memory.swap.max").write_text("0\n") if (self.path / "memory.swap.max").exists() else None
+            self.kind = "cgroup v2 memory.max"
+        elif v1.is_dir():
+            self.path = v1 / CGROUP_NAME
+            self.path.mkdir(exist_ok=True)
+            (self.path / "memory.limit_in_bytes").write_text(f"{limit}\n")
+            self.kind = "cgroup v1 memory.limit_in_bytes"
+        else:
+            raise RuntimeError("no memory cgroup controller found")
+
+    def wrap(self, cmd):
+        if self.systemd:
+            return ["systemd-run", "--quiet", "--scope", "-p", f"MemoryMax={self.limit}",
+                    "-p", "MemorySwapMax=0"] + cmd
+        procs = self.path / "cgroup.procs"
+        # The shell moves itself into the cgroup, then becomes the server (same PID).
+        return ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh"] + cmd
+
+    def peak(self):
+        for name in ("memory.max_usage_in_bytes", "memory.peak"):
+            if self.path and (self.path / name).exists():
+                return int((self.path / name).read_text())
+        return None
+
+    def remove(self):
+        if self.path:
+            try:
+                self.path.rmdir()
+            except OSError:
+                pass
+
+
+class Server:
+    def __init__(self, binary, index, workers, extra, wrap=None):
+        self.port = free_port()
+        cmd = [str(binary), "serve", "--index", str(index), "--listen", f"127.0.0.1:{self.port}",
+               "--access-log", "false", "--watch-interval", "0"] + extra
+        if workers:
+            cmd += ["--workers", str(workers)]
+        if wrap:
+            cmd = wrap(cmd)
+        self.started = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def first_answer(self, deadline=60.0):
+        """Seconds from process start to the first 200 to a /checkhash."""
+        path = "/checkhash/" + "".join(random.choice("0123456789ABCDEF") for _ in range(40))
+        request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
+        while time.perf_counter() - self.started < deadline:
+            if self.proc.poll() is not None:
+                sys.exit(f"server exited: {self.proc.stderr.read().decode()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+                    s.sendall(request)
+                    if s.recv(12).startswith(b"HTTP/1.1 200"):
+                        return time.perf_counter() - self.started
+            except OSError:
+                pass
+            time.sleep(0.0005)
+        sys.exit("server never answered")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def wrk(port, mode, threads, conns, seconds, script):
+    drop_caches()
+    out = run(
+        ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "--latency",
+         "-s", script, f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, env={**os.environ, "BENCH_MODE": mode},
+    ).stdout
+    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+    requests, _nbytes, duration_us, p50, p99, errors, timeouts = line.split()[1:]
+    secs = int(duration_us) / 1e6
+    return {"rps": int(requests) / secs, "p50": float(p50), "p99": float(p99),
+            "errors": int(errors), "timeouts": int(timeouts)}
+
+
+def measure(args, binary, index, script, label, wrap=None):
+    """Start-up, sequential and 64-connection figures for one server configuration, cold."""
+    drop_caches()
+    load = os.getloadavg()[0]
+    server = Server(binary, index, args.workers, args.serve_arg, wrap)
+    try:
+        startup = server.first_answer()
+        seq = wrk(server.port, "checkhash", 1, 1, args.seconds, script)
+        check = wrk(server.port, "checkhash", 2, 64, args.seconds, script)
+        rng = wrk(server.port, "range", 2, 64, args.seconds, script)
+    finally:
+        server.stop()
+    log(f"{label}: done (load average {load:.1f} -> {os.getloadavg()[0]:.1f})")
+    return {"label": label, "startup_ms": startup * 1e3, "seq": seq, "check": check, "range": rng,
+            "load": load}
+
+
+def report(results, fio_figs, args):
+    q1, q64, b64 = fio_figs["4k-qd1"], fio_figs["4k-qd64"], fio_figs["64k-qd64"]
+    print()
+    print(f"fio on the index (direct, {args.seconds} s each): "
+          f"4 KiB QD1 {q1['iops']:,.0f} IOPS p50 {q1['p50']:.2f} ms p99 {q1['p99']:.2f} ms; "
+          f"4 KiB QD64 {q64['iops']:,.0f} IOPS p99 {q64['p99']:.2f} ms; "
+          f"64 KiB QD64 {b64['iops']:,.0f} IOPS p99 {b64['p99']:.2f} ms")
+    print()
+    print("| measure (cold cache) | " + " | ".join(r["label"] for r in results) + " | target |")
+    print("|---" * (len(results) + 2) + "|")
+
+    def row(name, fmt, target):
+        print(f"| {name} | " + " | ".join(fmt(r) for r in results) + f" | {target} |")
+
+    row("load average at start (2 cores)", lambda r: f"{r['load']:.1f}", "")
+    row("start to first answer", lambda r: f"{r['startup_ms']:.0f} ms", "<= 100 ms")
+    row("sequential /checkhash p50 / p99",
+        lambda r: f"{r['seq']['p50']:.2f} / {r['seq']['p99']:.2f} ms "
+                  f"(p99 {r['seq']['p99'] / q1['p99']:.1f}x fio QD1)",
+        f"p99 <= 2x fio QD1 p99 ({q1['p99']:.2f} ms)")
+    row("/checkhash, 64 conns",
+        lambda r: f"{r['check']['rps']:,.0f} req/s ({r['check']['rps'] / q64['iops']:.3f}x fio), "
+                  f"p99 {r['check']['p99']:.1f} ms" + errs(r["check"]),
+        f">= 0.5x fio 4 KiB QD64 ({q64['iops']:,.0f} IOPS), p99 < 100 ms")
+    row("/range, 64 conns",
+        lambda r: f"{r['range']['rps']:,.0f} req/s ({r['range']['rps'] / b64['iops']:.3f}x fio), "
+                  f"p99 {r['range']['p99']:.1f} ms" + errs(r["range"]),
+        f">= 0.5x fio 64 KiB QD64 ({b64['iops']:,.0f} IOPS), p99 < 100 ms")
+    print(json.dumps({"fio": fio_figs, "results": results}), file=sys.stderr)
+
+
+def errs(fig):
+    return f", {fig['errors']} errors ({fig['timeouts']} timeouts)" if fig["errors"] else ""
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--records", type=float, default=2.1e9)
+    p.add_argument("--quick", action="store_true", help="small corpus, short runs (CI)")
+    p.add_argument("--seconds", type=int, default=15, help="length of each wrk and fio run")
+    p.add_argument("--dir", type=Path, default=ROOT / "target" / "bench-scale",
+                   help="where the index is written (needs ~19 bytes per record)")
+    p.add_argument("--index", type=Path, help="reuse this index instead of generating one")
+    p.add_argument("--keep", action="store_true", help="keep the generated index")
+    p.add_argument("--binary", type=Path, default=BIN / "hibp-mirror")
+    p.add_argument("--label", default="hibp-mirror")
+    p.add_argument("--baseline-binary", type=Path,
+                   help="also measure this build, alternating with --binary, for a before/after "
+                        "table from one run")
+    p.add_argument("--baseline-label", default="baseline")
+    p.add_argument("--workers", type=int, help="serve --workers")
+    p.add_argument("--serve-arg", action="append", default=[],
+                   help="extra argument for serve (repeat)")
+    p.add_argument("--memory-limit", default="4G",
+                   help="memory limit of the cgroup run (bytes, or with K/M/G); 'none' skips it")
+    p.add_argument("--skip-fio", action="store_true")
+    args = p.parse_args()
+    if args.quick:
+        args.records = min(args.records, 2e7)
+        args.seconds = 2
+    args.records = int(args.records)
+    if os.geteuid() != 0:
+        sys.exit("bench-scale needs root: it drops the page cache and creates a cgroup")
+
+    generated = args.index is None
+    if generated:
+        args.dir.mkdir(parents=True, exist_ok=True)
+        index = args.dir / "scale.idx"
+        free = shutil.disk_usage(args.dir).free
+        if free < args.records * 19 * 1.05:
+            sys.exit(f"{args.dir} has {free / 1e9:.0f} GB free; the index needs "
+                     f"{args.records * 19 / 1e9:.0f} GB")
+        generate(args, index)
+    else:
+        index = args.index
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(WRK_SCRIPT)
+        script = f.name
+    try:
+        if args.skip_fio:
+            zero = {"iops": float("nan"), "p50": float("nan"), "p99": float("nan")}
+            fio_figs = {k: zero for k in ("4k-qd1", "4k-qd64", "64k-qd64")}
+        else:
+            fio_figs = {
+                "4k-qd1": fio(index, "4k", 1, args.seconds),
+                "4k-qd64": fio(index, "4k", 64, args.seconds),
+                "64k-qd64": fio(index, "64k", 64, args.seconds),
+            }
+        builds = [(args.binary, args.label)]
+        if args.baseline_binary:
+            builds.insert(0, (args.baseline_binary, args.baseline_label))
+        results = [measure(args, b, index, script, label) for b, label in builds]
+        if args.memory_limit != "none":
+            limit = parse_size(args.memory_limit)
+            for binary, label in builds:
+                try:
+                    cgroup = Cgroup(limit)
+                except (OSError, RuntimeError) as e:
+                    # Containers without a writable memory controller: say so, keep the rest.
+                    log(f"memory-limited run skipped: cannot create a cgroup ({e})")
+                    break
+                try:
+                    r = measure(args, binary, index, script,
+                                f"{label}, {args.memory_limit} limit", cgroup.wrap)
+                    peak = cgroup.peak()
+                    if peak:
+                        r["label"] += f" (peak {peak / 2**30:.1f} GiB)"
+                    results.append(r)
+                finally:
+                    cgroup.remove()
+        report(results, fio_figs, args)
+    finally:
+        os.unlink(script)
+        if generated and not args.keep:
+            index.unlink(missing_ok=True)
+
+
+def parse_size(text):
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    if text[-1:].upper() in units:
+        return int(float(text[:-1]) * units[text[-1:].upper()])
+    return int(text)
+
+
+if __name__ == "__main__":
+    main()
