@@ -9,6 +9,7 @@
 //! - [`metrics`]: request counters and histograms in the Prometheus text format.
 //! - [`route`]: route classification and the privacy-safe form of a path for logs.
 //! - [`body`]: the response body type.
+//! - [`healthcheck`]: the client side of `/healthz`, for container health checks.
 //! - [`conn`]: connection limits (backlog, per-address cap, timeouts of every phase, unsent
 //!   bytes) around each accepted stream.
 //!
@@ -18,6 +19,7 @@
 pub mod app;
 pub mod body;
 pub mod conn;
+pub mod healthcheck;
 pub mod indexes;
 pub mod metrics;
 pub mod render;

@@ -1,0 +1,219 @@
+//! `hibp-mirror serve`: the HTTP server, configured by flags or `HIBP_MIRROR_*` environment
+//! variables.
+
+use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use hibp_mirror::server::{self, IndexSet, IndexSource};
+use hibp_mirror::severity::Thresholds;
+use hibp_mirror::HashKind;
+
+use super::{at_least_one, Seconds, ENV_INDEX, ENV_NTLM_INDEX};
+
+/// Serve the Pwned Passwords range API (and /checkhash, /healthz, /metrics) over HTTP.
+///
+/// Without --index and --ntlm-index, serves the bundled sample corpus for both kinds; with only
+/// one of them, the other kind is not served. An index file replaced by a rename (what `import`
+/// does) is picked up within a second, and SIGHUP reloads at once; a file that fails the open
+/// checks is refused and the old index keeps serving. SIGINT/SIGTERM stop accepting and drain
+/// in-flight requests. Every option can also be set through the environment.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// SHA-1 index file.
+    #[arg(long, value_name = "PATH", env = ENV_INDEX)]
+    index: Option<PathBuf>,
+    /// NTLM index file (served for `?mode=ntlm`).
+    #[arg(long, value_name = "PATH", env = ENV_NTLM_INDEX)]
+    ntlm_index: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", env = "HIBP_MIRROR_LISTEN", default_value = server::DEFAULT_LISTEN)]
+    listen: String,
+    /// gzip level for clients that accept gzip: 0 = stored blocks (no compression, near
+    /// identity speed), 1-9 = deflate (smaller bodies, far fewer requests per second).
+    #[arg(long, value_name = "0-9", env = "HIBP_MIRROR_GZIP_LEVEL", default_value_t = server::DEFAULT_GZIP_LEVEL,
+          value_parser = clap::value_parser!(u32).range(0..=9))]
+    gzip_level: u32,
+    /// Smallest counts of the /checkhash severity tiers LOW,MEDIUM,HIGH,CRITICAL.
+    #[arg(long, value_name = "L,M,H,C", visible_alias = "thresholds", env = "HIBP_MIRROR_SEVERITY_THRESHOLDS",
+          default_value_t = Thresholds::DEFAULT)]
+    severity_thresholds: Thresholds,
+    /// Most concurrent connections (at least 1); more wait in the listen backlog.
+    #[arg(long, value_name = "N", env = "HIBP_MIRROR_MAX_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CONNECTIONS,
+          value_parser = at_least_one::<usize>)]
+    max_connections: usize,
+    /// Seconds (> 0) a client gets to send a complete request head.
+    #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_HEADER_TIMEOUT", value_parser = Seconds::parse_positive,
+          default_value_t = Seconds(server::DEFAULT_HEADER_READ_TIMEOUT))]
+    header_timeout: Seconds,
+    /// Seconds in-flight requests get to finish on shutdown (0: stop at once).
+    #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_DRAIN_TIMEOUT", value_parser = Seconds::parse,
+          default_value_t = Seconds(server::DEFAULT_DRAIN_TIMEOUT))]
+    drain_timeout: Seconds,
+    /// Seconds between checks of the index paths for a replaced file (0 disables).
+    #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_WATCH_INTERVAL", value_parser = Seconds::parse,
+          default_value_t = Seconds(server::DEFAULT_WATCH_INTERVAL))]
+    watch_interval: Seconds,
+    /// Log every request (method, route, status, latency; never a hash).
+    #[arg(long, env = "HIBP_MIRROR_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    access_log: bool,
+    /// Accept HTTP/2 with prior knowledge (h2c) besides HTTP/1.1.
+    #[arg(long, env = "HIBP_MIRROR_HTTP2", default_value_t = true, action = clap::ArgAction::Set)]
+    http2: bool,
+    /// Listen backlog: connections the kernel queues while the server is busy (at least 1;
+    /// capped by /proc/sys/net/core/somaxconn).
+    #[arg(long, value_name = "N", env = "HIBP_MIRROR_BACKLOG", default_value_t = server::DEFAULT_BACKLOG,
+          value_parser = at_least_one::<u32>)]
+    backlog: u32,
+    /// Most concurrent connections from one client address (at least 1); more are closed at
+    /// accept.
+    #[arg(long, value_name = "N", env = "HIBP_MIRROR_MAX_CONNECTIONS_PER_IP",
+          default_value_t = server::DEFAULT_MAX_CONNECTIONS_PER_IP, value_parser = at_least_one::<usize>)]
+    max_connections_per_ip: usize,
+    /// Seconds (> 0) output may make no progress (a peer that reads nothing, or an HTTP/2 peer
+    /// that grants no window) before the connection is dropped.
+    #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_SEND_TIMEOUT", value_parser = Seconds::parse_positive,
+          default_value_t = Seconds(server::DEFAULT_SEND_TIMEOUT))]
+    send_timeout: Seconds,
+    /// Seconds between HTTP/2 keep-alive pings (0 disables them).
+    #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_H2_PING_INTERVAL", value_parser = Seconds::parse,
+          default_value_t = Seconds(server::DEFAULT_H2_KEEP_ALIVE_INTERVAL))]
+    h2_ping_interval: Seconds,
+    /// Seconds (> 0) an HTTP/2 keep-alive ping may go unanswered before the connection is closed.
+    #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_H2_PING_TIMEOUT", value_parser = Seconds::parse_positive,
+          default_value_t = Seconds(server::DEFAULT_H2_KEEP_ALIVE_TIMEOUT))]
+    h2_ping_timeout: Seconds,
+    /// Most concurrent HTTP/2 streams per connection (at least 1).
+    #[arg(long, value_name = "N", env = "HIBP_MIRROR_H2_MAX_STREAMS",
+          default_value_t = server::DEFAULT_H2_MAX_CONCURRENT_STREAMS, value_parser = at_least_one::<u32>)]
+    h2_max_streams: u32,
+    /// MiB of rendered response bodies that may wait to be sent, across all connections
+    /// (at least 1); beyond it /range answers 503 with Retry-After to connections that already
+    /// have bytes waiting, and beyond twice it to every connection.
+    #[arg(long, value_name = "MIB", env = "HIBP_MIRROR_MAX_UNSENT_MIB",
+          default_value_t = server::DEFAULT_MAX_UNSENT_BYTES >> 20, value_parser = at_least_one::<u64>)]
+    max_unsent_mib: u64,
+    /// Seconds after which a connection is asked to close (HTTP/2 GOAWAY), then dropped after
+    /// --drain-timeout (0: no limit).
+    #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_MAX_CONNECTION_AGE", value_parser = Seconds::parse,
+          default_value_t = Seconds(std::time::Duration::ZERO))]
+    max_connection_age: Seconds,
+    /// Idle seconds before TCP keepalive probes on accepted connections (0 disables them).
+    #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_TCP_KEEPALIVE", value_parser = Seconds::parse,
+          default_value_t = Seconds(server::DEFAULT_TCP_KEEPALIVE))]
+    tcp_keepalive: Seconds,
+    /// Show /range prefixes in the access log (off by default: a prefix with a timestamp is 20
+    /// bits of a user's hash).
+    #[arg(long, env = "HIBP_MIRROR_LOG_PREFIXES")]
+    log_prefixes: bool,
+    /// Log format.
+    #[arg(long, env = "HIBP_MIRROR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Runtime worker threads, at least 1 (default: one per CPU).
+    #[arg(long, value_name = "N", env = "HIBP_MIRROR_WORKERS",
+          value_parser = at_least_one::<usize>)]
+    workers: Option<usize>,
+}
+
+/// Format of the log lines on stderr.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl ServeArgs {
+    /// The index sources: the bundled sample for both kinds when neither path is given.
+    fn sources(&self) -> (Option<IndexSource>, Option<IndexSource>) {
+        match (&self.index, &self.ntlm_index) {
+            (None, None) => (Some(IndexSource::Sample), Some(IndexSource::Sample)),
+            (sha1, ntlm) => (
+                sha1.clone().map(IndexSource::File),
+                ntlm.clone().map(IndexSource::File),
+            ),
+        }
+    }
+
+    /// The server's configuration for these flags.
+    fn config(&self) -> server::Config {
+        server::Config {
+            gzip_level: self.gzip_level,
+            thresholds: self.severity_thresholds,
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_timeout.0,
+            drain_timeout: self.drain_timeout.0,
+            access_log: self.access_log,
+            watch_interval: Some(self.watch_interval.0).filter(|d| !d.is_zero()),
+            reload_on_sighup: true,
+            http2: self.http2,
+            max_connections_per_ip: self.max_connections_per_ip,
+            send_timeout: self.send_timeout.0,
+            h2_keep_alive_interval: Some(self.h2_ping_interval.0).filter(|d| !d.is_zero()),
+            h2_keep_alive_timeout: self.h2_ping_timeout.0,
+            h2_max_concurrent_streams: self.h2_max_streams,
+            max_unsent_bytes: self.max_unsent_mib.saturating_mul(1 << 20),
+            max_connection_age: Some(self.max_connection_age.0).filter(|d| !d.is_zero()),
+            tcp_keepalive: Some(self.tcp_keepalive.0).filter(|d| !d.is_zero()),
+            log_prefixes: self.log_prefixes,
+        }
+    }
+}
+
+/// Builds the runtime and runs the server until SIGINT/SIGTERM.
+pub fn run(args: ServeArgs) -> Result<()> {
+    init_logging(args.log_format);
+    let (sha1, ntlm) = args.sources();
+    if args.index.is_none() && args.ntlm_index.is_none() {
+        tracing::warn!("no --index or --ntlm-index given: serving the bundled sample corpus (sample counts, not real data)");
+    }
+    let indexes = IndexSet::open(sha1, ntlm).context("cannot load the index")?;
+    let config = args.config();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = args.workers {
+        runtime.worker_threads(workers);
+    }
+    let runtime = runtime
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let addr = tokio::net::lookup_host(&args.listen)
+            .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .with_context(|| format!("cannot resolve the listen address {}", args.listen))?;
+        let (listener, backlog) = server::bind(addr, args.backlog)
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        if backlog < args.backlog {
+            tracing::warn!(requested = args.backlog, backlog, "--backlog capped by /proc/sys/net/core/somaxconn");
+        }
+        let shutdown = server::shutdown_signal()?;
+        for kind in [HashKind::Sha1, HashKind::Ntlm] {
+            if let Some(served) = indexes.get(kind) {
+                tracing::info!(kind = %kind, source = %served.source(), records = served.header().record_count, build_time = served.header().build_time, "index loaded");
+            }
+        }
+        tracing::info!(address = %listener.local_addr()?, "listening");
+        let app = Arc::new(server::App::new(Arc::new(indexes), config));
+        server::run(listener, app, shutdown).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(io::stderr().is_terminal())
+        .with_writer(io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
