@@ -136,15 +136,11 @@ impl App {
         let padded = headers.get(ADD_PADDING).is_some_and(is_true);
         let gzip = accepts_gzip(headers);
         let etag = self.range_etag(served, padded, gzip);
-        if !padded {
-            if headers.contains_key(IF_NONE_MATCH) {
-                if etag_matches(headers.get_all(IF_NONE_MATCH), &etag) {
-                    let mut response = Response::new(ResponseBody::empty());
-                    *response.status_mut() = StatusCode::NOT_MODIFIED;
-                    range_headers(response.headers_mut(), served, etag);
-                    return response;
-                }
-            }
+        if !padded && etag_matches(headers.get_all(IF_NONE_MATCH), &etag) {
+            let mut response = Response::new(ResponseBody::empty());
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            range_headers(response.headers_mut(), served, etag);
+            return response;
         }
         let mut body = render_range(served.index().range(prefix));
         let mut response = Response::new(ResponseBody::empty());

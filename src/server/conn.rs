@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -148,8 +147,9 @@ pub(crate) struct Shared<H> {
     http2: http2::Builder<TokioExecutor>,
     /// Where shutdown stands.
     pub(crate) phase: watch::Receiver<Phase>,
-    /// Held by every connection task; the drain ends when all are dropped.
-    pub(crate) alive: mpsc::Sender<()>,
+    /// Never sent on: the drain ends when the last `Shared` (held by every connection task and
+    /// its service) is dropped, closing the channel.
+    _alive: mpsc::Sender<()>,
 }
 
 impl<H: Handler> Shared<H> {
@@ -179,7 +179,7 @@ impl<H: Handler> Shared<H> {
             http1,
             http2,
             phase,
-            alive,
+            _alive: alive,
         }
     }
 }
@@ -208,7 +208,6 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Handler,
 {
-    let _alive = shared.alive.clone();
     let metrics = shared.handler.metrics();
     let config = shared.handler.config();
     let state = Arc::new(ConnState::new());
@@ -218,27 +217,29 @@ where
     let mut len = 0;
     let mut h2 = false;
     let detect_by = tokio::time::Instant::now() + config.header_read_timeout;
-    while config.http2 {
-        tokio::select! {
-            read = tokio::time::timeout_at(detect_by, io.read(&mut prefix[len..])) => match read {
-                Err(_) => {
-                    metrics.connection_closed_for(CloseReason::HeadTimeout);
-                    return;
-                }
-                Ok(Ok(0)) | Ok(Err(_)) => return,
-                Ok(Ok(n)) => {
-                    len += n;
-                    if prefix[..len] != H2_PREFACE[..len] {
-                        break;
+    if config.http2 {
+        loop {
+            tokio::select! {
+                read = tokio::time::timeout_at(detect_by, io.read(&mut prefix[len..])) => match read {
+                    Err(_) => {
+                        metrics.connection_closed_for(CloseReason::HeadTimeout);
+                        return;
                     }
-                    if len == H2_PREFACE.len() {
-                        h2 = true;
-                        break;
+                    Ok(Ok(0)) | Ok(Err(_)) => return,
+                    Ok(Ok(n)) => {
+                        len += n;
+                        if prefix[..len] != H2_PREFACE[..len] {
+                            break;
+                        }
+                        if len == H2_PREFACE.len() {
+                            h2 = true;
+                            break;
+                        }
                     }
-                }
-            },
-            // Connections that have not sent a request yet do not hold up the drain.
-            _ = phase.wait_for(|&p| p >= Phase::Closing) => return,
+                },
+                // Connections that have not sent a request yet do not hold up the drain.
+                _ = phase.wait_for(|&p| p >= Phase::Closing) => return,
+            }
         }
     }
     let io = TokioIo::new(Watched {
@@ -670,6 +671,6 @@ impl<S> Watched<S> {
 }
 
 /// Waits for every connection task to finish (all [`Shared::alive`] senders dropped).
-pub(crate) fn drained(mut alive: mpsc::Receiver<()>) -> impl Future<Output = ()> {
-    async move { while alive.recv().await.is_some() {} }
+pub(crate) async fn drained(mut alive: mpsc::Receiver<()>) {
+    while alive.recv().await.is_some() {}
 }
