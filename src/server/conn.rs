@@ -34,8 +34,9 @@ use super::{app, respond, Config, Handler, ResponseBody, Route, ACCESS_LOG_TARGE
 /// The HTTP/2 connection preface a client sends first (RFC 9113, section 3.4).
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// Largest chunk a response body is handed over in: the unit of send progress.
-const TRACKED_CHUNK: usize = 16 * 1024;
+/// Largest chunk a response body is handed over in: the unit of send progress (a peer must take
+/// at least this much per `--send-timeout`). Larger chunks mean fewer allocations per response.
+const TRACKED_CHUNK: usize = 64 * 1024;
 
 /// Time an idle connection gets to close by itself after a graceful shutdown is started.
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
