@@ -64,6 +64,52 @@ pub struct ServeArgs {
     /// Serve the check page at `/` (hashes in the browser; sends only a 5-hex prefix).
     #[arg(long, env = "HIBP_MIRROR_PAGE", default_value_t = true, action = clap::ArgAction::Set)]
     page: bool,
+    /// Listen backlog: connections the kernel queues while the server is busy (at least 1;
+    /// capped by /proc/sys/net/core/somaxconn).
+    #[arg(long, value_name = "N", env = "HIBP_MIRROR_BACKLOG", default_value_t = server::DEFAULT_BACKLOG,
+          value_parser = at_least_one::<u32>)]
+    backlog: u32,
+    /// Most concurrent connections from one client address (at least 1); more are closed at
+    /// accept.
+    #[arg(long, value_name = "N", env = "HIBP_MIRROR_MAX_CONNECTIONS_PER_IP",
+          default_value_t = server::DEFAULT_MAX_CONNECTIONS_PER_IP, value_parser = at_least_one::<usize>)]
+    max_connections_per_ip: usize,
+    /// Seconds (> 0) output may make no progress (a peer that reads nothing, or an HTTP/2 peer
+    /// that grants no window) before the connection is dropped.
+    #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_SEND_TIMEOUT", value_parser = Seconds::parse_positive,
+          default_value_t = Seconds(server::DEFAULT_SEND_TIMEOUT))]
+    send_timeout: Seconds,
+    /// Seconds between HTTP/2 keep-alive pings (0 disables them).
+    #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_H2_PING_INTERVAL", value_parser = Seconds::parse,
+          default_value_t = Seconds(server::DEFAULT_H2_KEEP_ALIVE_INTERVAL))]
+    h2_ping_interval: Seconds,
+    /// Seconds (> 0) an HTTP/2 keep-alive ping may go unanswered before the connection is closed.
+    #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_H2_PING_TIMEOUT", value_parser = Seconds::parse_positive,
+          default_value_t = Seconds(server::DEFAULT_H2_KEEP_ALIVE_TIMEOUT))]
+    h2_ping_timeout: Seconds,
+    /// Most concurrent HTTP/2 streams per connection (at least 1).
+    #[arg(long, value_name = "N", env = "HIBP_MIRROR_H2_MAX_STREAMS",
+          default_value_t = server::DEFAULT_H2_MAX_CONCURRENT_STREAMS, value_parser = at_least_one::<u32>)]
+    h2_max_streams: u32,
+    /// MiB of rendered response bodies that may wait to be sent, across all connections
+    /// (at least 1); beyond it /range answers 503 with Retry-After to connections that already
+    /// have bytes waiting, and beyond twice it to every connection.
+    #[arg(long, value_name = "MIB", env = "HIBP_MIRROR_MAX_UNSENT_MIB",
+          default_value_t = server::DEFAULT_MAX_UNSENT_BYTES >> 20, value_parser = at_least_one::<u64>)]
+    max_unsent_mib: u64,
+    /// Seconds after which a connection is asked to close (HTTP/2 GOAWAY), then dropped after
+    /// --drain-timeout (0: no limit).
+    #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_MAX_CONNECTION_AGE", value_parser = Seconds::parse,
+          default_value_t = Seconds(std::time::Duration::ZERO))]
+    max_connection_age: Seconds,
+    /// Idle seconds before TCP keepalive probes on accepted connections (0 disables them).
+    #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_TCP_KEEPALIVE", value_parser = Seconds::parse,
+          default_value_t = Seconds(server::DEFAULT_TCP_KEEPALIVE))]
+    tcp_keepalive: Seconds,
+    /// Show /range prefixes in the access log (off by default: a prefix with a timestamp is 20
+    /// bits of a user's hash).
+    #[arg(long, env = "HIBP_MIRROR_LOG_PREFIXES")]
+    log_prefixes: bool,
     /// Log format.
     #[arg(long, env = "HIBP_MIRROR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
@@ -118,6 +164,15 @@ impl ServeArgs {
             page: self.page,
             read_offload: self.read_offload,
             reads_in_flight: self.reads_in_flight,
+            max_connections_per_ip: self.max_connections_per_ip,
+            send_timeout: self.send_timeout.0,
+            h2_keep_alive_interval: Some(self.h2_ping_interval.0).filter(|d| !d.is_zero()),
+            h2_keep_alive_timeout: self.h2_ping_timeout.0,
+            h2_max_concurrent_streams: self.h2_max_streams,
+            max_unsent_bytes: self.max_unsent_mib.saturating_mul(1 << 20),
+            max_connection_age: Some(self.max_connection_age.0).filter(|d| !d.is_zero()),
+            tcp_keepalive: Some(self.tcp_keepalive.0).filter(|d| !d.is_zero()),
+            log_prefixes: self.log_prefixes,
         }
     }
 }
@@ -142,9 +197,16 @@ pub fn run(args: ServeArgs) -> Result<()> {
         .build()
         .context("cannot start the runtime")?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&args.listen)
+        let addr = tokio::net::lookup_host(&args.listen)
             .await
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .with_context(|| format!("cannot resolve the listen address {}", args.listen))?;
+        let (listener, backlog) = server::bind(addr, args.backlog)
             .with_context(|| format!("cannot listen on {}", args.listen))?;
+        if backlog < args.backlog {
+            tracing::warn!(requested = args.backlog, backlog, "--backlog capped by /proc/sys/net/core/somaxconn");
+        }
         let shutdown = server::shutdown_signal()?;
         for kind in [HashKind::Sha1, HashKind::Ntlm] {
             if let Some(served) = indexes.get(kind) {

@@ -133,10 +133,9 @@ impl App {
                 else {
                     return false;
                 };
-                let kind = if wants_ntlm(req.uri().query()) {
-                    HashKind::Ntlm
-                } else {
-                    HashKind::Sha1
+                // A refused query (a repeated `mode`) reads no index.
+                let Ok(kind) = range_mode(req.uri().query()) else {
+                    return false;
                 };
                 (kind, Spanned::Range(prefix))
             }
@@ -175,12 +174,11 @@ impl App {
         }
         let prefix = match Prefix::parse(prefix_text.as_bytes()) {
             Ok(prefix) => prefix,
-            Err(err) => return text(StatusCode::BAD_REQUEST, err.to_string()),
+            Err(err) => return range_error(err.to_string()),
         };
-        let kind = if wants_ntlm(req.uri().query()) {
-            HashKind::Ntlm
-        } else {
-            HashKind::Sha1
+        let kind = match range_mode(req.uri().query()) {
+            Ok(kind) => kind,
+            Err(reason) => return range_error(reason),
         };
         let guard = self.indexes.load(kind);
         let Some(served) = guard.as_ref() else {
@@ -188,21 +186,17 @@ impl App {
                 HashKind::Ntlm => NTLM_NOT_LOADED,
                 HashKind::Sha1 => SHA1_NOT_LOADED,
             };
-            return text(StatusCode::BAD_REQUEST, reason);
+            return range_error(reason);
         };
         let headers = req.headers();
         let padded = headers.get(ADD_PADDING).is_some_and(is_true);
         let gzip = accepts_gzip(headers);
         let etag = self.range_etag(served, padded, gzip);
-        if !padded {
-            if let Some(candidates) = headers.get(IF_NONE_MATCH) {
-                if etag_matches(candidates, &etag) {
-                    let mut response = Response::new(ResponseBody::empty());
-                    *response.status_mut() = StatusCode::NOT_MODIFIED;
-                    range_headers(response.headers_mut(), served, etag);
-                    return response;
-                }
-            }
+        if !padded && etag_matches(headers.get_all(IF_NONE_MATCH), &etag) {
+            let mut response = Response::new(ResponseBody::empty());
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            range_headers(response.headers_mut(), served, etag);
+            return response;
         }
         let mut body = render_range(served.index().range(prefix));
         let mut response = Response::new(ResponseBody::empty());
@@ -369,6 +363,15 @@ fn preflight() -> Response<ResponseBody> {
     response
 }
 
+/// A `/range` 400 with its one-line reason, readable by browser clients (CORS).
+fn range_error(reason: impl Into<Bytes>) -> Response<ResponseBody> {
+    let mut response = text(StatusCode::BAD_REQUEST, reason);
+    response
+        .headers_mut()
+        .insert(ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
+    response
+}
+
 fn not_found() -> Response<ResponseBody> {
     text(StatusCode::NOT_FOUND, "Not Found")
 }
@@ -425,14 +428,25 @@ fn json_escape(s: &str) -> String {
     out
 }
 
-/// Whether the query selects the NTLM index (`mode=ntlm`, value in any case).
-fn wants_ntlm(query: Option<&str>) -> bool {
-    query.is_some_and(|q| {
-        q.split('&').any(|pair| {
-            pair.split_once('=')
-                .is_some_and(|(k, v)| k == "mode" && v.eq_ignore_ascii_case("ntlm"))
-        })
-    })
+/// `/range` answer when `mode` is given more than once.
+const MODE_REPEATED: &str = "The mode parameter is given more than once";
+
+/// The index a `/range` query selects: `mode=ntlm` (value in any case) selects NTLM, any other
+/// value or no `mode` SHA-1, as upstream. `mode` given more than once is refused: the two could
+/// disagree, and answering SHA-1 to an NTLM client would report every password as clean.
+fn range_mode(query: Option<&str>) -> Result<HashKind, &'static str> {
+    let mut modes = query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter_map(|pair| pair.split_once('=').filter(|(k, _)| *k == "mode"));
+    let kind = match modes.next() {
+        Some((_, v)) if v.eq_ignore_ascii_case("ntlm") => HashKind::Ntlm,
+        _ => HashKind::Sha1,
+    };
+    match modes.next() {
+        Some(_) => Err(MODE_REPEATED),
+        None => Ok(kind),
+    }
 }
 
 fn is_true(value: &HeaderValue) -> bool {
@@ -467,23 +481,51 @@ pub(crate) fn accepts_gzip(headers: &HeaderMap) -> bool {
     gzip.or(any).unwrap_or(false)
 }
 
-/// Whether an `If-None-Match` value matches `etag` (weak comparison, as RFC 9110 asks for this
-/// header).
-pub(crate) fn etag_matches(candidates: &HeaderValue, etag: &HeaderValue) -> bool {
-    let opaque = |tag: &[u8]| -> Option<Vec<u8>> {
-        let tag = tag.trim_ascii();
-        let tag = tag.strip_prefix(b"W/").unwrap_or(tag);
-        tag.strip_prefix(b"\"")?
-            .strip_suffix(b"\"")
-            .map(<[u8]>::to_vec)
-    };
-    let Some(ours) = opaque(etag.as_bytes()) else {
+/// Whether the `If-None-Match` field (all its lines, which form one list) matches `etag`, by
+/// the weak comparison RFC 9110 asks for this header. Entity tags are quoted strings that may
+/// hold commas; a line that is not a valid list matches nothing.
+pub(crate) fn etag_matches<'a>(
+    lines: impl IntoIterator<Item = &'a HeaderValue>,
+    etag: &HeaderValue,
+) -> bool {
+    let ours = etag.as_bytes();
+    let ours = ours.strip_prefix(b"W/").unwrap_or(ours);
+    let Some(ours) = ours.strip_prefix(b"\"").and_then(|t| t.strip_suffix(b"\"")) else {
         return false;
     };
-    candidates
-        .as_bytes()
-        .split(|&b| b == b',')
-        .any(|c| c.trim_ascii() == b"*" || opaque(c).is_some_and(|c| c == ours))
+    lines
+        .into_iter()
+        .any(|line| list_matches(line.as_bytes(), ours).unwrap_or(false))
+}
+
+/// Whether a list of entity tags (`#entity-tag`, or `*`) holds the opaque tag `ours`; `None`
+/// when the list is malformed.
+fn list_matches(mut rest: &[u8], ours: &[u8]) -> Option<bool> {
+    let skip = |s: &[u8], set: &[u8]| -> usize { s.iter().take_while(|b| set.contains(b)).count() };
+    loop {
+        rest = &rest[skip(rest, b" \t,")..];
+        if rest.is_empty() {
+            return Some(false);
+        }
+        if rest[0] == b'*' {
+            let after = &rest[1..];
+            let after = &after[skip(after, b" \t")..];
+            return (after.is_empty() || after[0] == b',').then_some(true);
+        }
+        let tag = rest
+            .strip_prefix(b"W/")
+            .unwrap_or(rest)
+            .strip_prefix(b"\"")?;
+        let end = memchr::memchr(b'"', tag)?;
+        if &tag[..end] == ours {
+            return Some(true);
+        }
+        rest = &tag[end + 1..];
+        rest = &rest[skip(rest, b" \t")..];
+        if !rest.is_empty() && rest[0] != b',' {
+            return None;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -521,25 +563,33 @@ mod tests {
     #[test]
     fn if_none_match_uses_weak_comparison() {
         let etag = HeaderValue::from_static("\"sha1-1\"");
-        assert!(etag_matches(&HeaderValue::from_static("\"sha1-1\""), &etag));
-        assert!(etag_matches(
-            &HeaderValue::from_static("W/\"x\", W/\"sha1-1\""),
-            &etag
-        ));
-        assert!(etag_matches(&HeaderValue::from_static("*"), &etag));
-        assert!(!etag_matches(
-            &HeaderValue::from_static("\"sha1-2\""),
-            &etag
-        ));
-        assert!(!etag_matches(&HeaderValue::from_static("sha1-1"), &etag));
+        let matches = |lines: &[&'static str]| {
+            let lines: Vec<_> = lines.iter().map(|l| HeaderValue::from_static(l)).collect();
+            etag_matches(&lines, &etag)
+        };
+        assert!(matches(&["\"sha1-1\""]));
+        assert!(matches(&["W/\"x\", W/\"sha1-1\""]));
+        assert!(matches(&["*"]));
+        assert!(matches(&["\"a\"", "\"sha1-1\""]), "a list over two lines");
+        assert!(matches(&["\"a,b\" ,\"sha1-1\""]), "a comma inside a tag");
+        assert!(
+            !matches(&["\"x, *, y\""]),
+            "a quoted star is not a wildcard"
+        );
+        assert!(!matches(&["\"x, \"sha1-1\""]), "malformed");
+        assert!(!matches(&["\"sha1-2\""]));
+        assert!(!matches(&["sha1-1"]));
+        assert!(!matches(&[]));
     }
 
     #[test]
-    fn mode_query_selects_ntlm_only_for_ntlm() {
-        assert!(wants_ntlm(Some("mode=ntlm")));
-        assert!(wants_ntlm(Some("x=1&mode=NTLM")));
-        assert!(!wants_ntlm(Some("mode=sha1")));
-        assert!(!wants_ntlm(Some("mode=ntlmx")));
-        assert!(!wants_ntlm(None));
+    fn mode_query_selects_ntlm_only_for_ntlm_and_only_once() {
+        assert_eq!(range_mode(Some("mode=ntlm")), Ok(HashKind::Ntlm));
+        assert_eq!(range_mode(Some("x=1&mode=NTLM")), Ok(HashKind::Ntlm));
+        assert_eq!(range_mode(Some("mode=sha1")), Ok(HashKind::Sha1));
+        assert_eq!(range_mode(Some("mode=ntlmx")), Ok(HashKind::Sha1));
+        assert_eq!(range_mode(None), Ok(HashKind::Sha1));
+        assert_eq!(range_mode(Some("mode=ntlm&mode=ntlm")), Err(MODE_REPEATED));
+        assert_eq!(range_mode(Some("mode=sha1&mode=ntlm")), Err(MODE_REPEATED));
     }
 }

@@ -39,6 +39,11 @@ impl ResponseBody {
         ResponseBody { chunks, remaining }
     }
 
+    /// The chunks not yet sent, in order (to rebuild the body with [`ResponseBody::from_chunks`]).
+    pub fn into_chunks(self) -> impl Iterator<Item = Bytes> {
+        self.chunks.into_iter()
+    }
+
     /// Total length in bytes.
     pub fn len(&self) -> u64 {
         self.remaining

@@ -43,6 +43,62 @@ pub struct Metrics {
     connections_open: AtomicU64,
     /// Handler panics caught (each answered 500).
     panics: AtomicU64,
+    /// Connections closed or refused by the server, by [`CloseReason`].
+    closed: [AtomicU64; CloseReason::ALL.len()],
+    /// Bytes of rendered response bodies not yet sent, across all connections.
+    unsent_body_bytes: AtomicU64,
+}
+
+/// Why the server closed (or refused) a connection; a label of
+/// `hibp_mirror_connections_closed_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CloseReason {
+    /// No complete request head (or protocol preface) within the header timeout; also hyper's
+    /// own header timeout.
+    HeadTimeout,
+    /// A request head hyper refused as too large (hyper answered 431).
+    HeadTooLarge,
+    /// A request hyper could not parse (hyper answered 400).
+    BadRequest,
+    /// No request and nothing to send for the header timeout after the last activity.
+    Idle,
+    /// Nothing sent for the send timeout while output was waiting (the peer reads nothing, or
+    /// an HTTP/2 peer grants no flow-control window).
+    SendStalled,
+    /// An HTTP/2 keep-alive ping went unanswered.
+    PingTimeout,
+    /// The connection reached its maximum age.
+    MaxAge,
+    /// Refused at accept: the client address already has its maximum of connections.
+    PerIpLimit,
+}
+
+impl CloseReason {
+    /// Every reason, in metric order.
+    pub const ALL: [CloseReason; 8] = [
+        CloseReason::HeadTimeout,
+        CloseReason::HeadTooLarge,
+        CloseReason::BadRequest,
+        CloseReason::Idle,
+        CloseReason::SendStalled,
+        CloseReason::PingTimeout,
+        CloseReason::MaxAge,
+        CloseReason::PerIpLimit,
+    ];
+
+    /// Label value in `/metrics`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            CloseReason::HeadTimeout => "head_timeout",
+            CloseReason::HeadTooLarge => "head_too_large",
+            CloseReason::BadRequest => "bad_request",
+            CloseReason::Idle => "idle",
+            CloseReason::SendStalled => "send_stalled",
+            CloseReason::PingTimeout => "ping_timeout",
+            CloseReason::MaxAge => "max_age",
+            CloseReason::PerIpLimit => "per_ip_limit",
+        }
+    }
 }
 
 impl Metrics {
@@ -81,6 +137,26 @@ impl Metrics {
     /// Counts a connection closing.
     pub fn connection_closed(&self) {
         self.connections_open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Connections currently open.
+    pub fn connections_open(&self) -> u64 {
+        self.connections_open.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connection closed or refused by the server for `reason`.
+    pub fn connection_closed_for(&self, reason: CloseReason) {
+        self.closed[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Connections closed or refused for `reason` so far.
+    pub fn closed_for(&self, reason: CloseReason) -> u64 {
+        self.closed[reason as usize].load(Ordering::Relaxed)
+    }
+
+    /// The counter of rendered-but-unsent body bytes (shared by every connection).
+    pub(crate) fn unsent_body_bytes(&self) -> &AtomicU64 {
+        &self.unsent_body_bytes
     }
 
     /// Requests answered on `route` with `status` so far.
@@ -183,6 +259,32 @@ impl Metrics {
             out,
             "hibp_mirror_handler_panics_total {}",
             self.panics.load(Ordering::Relaxed)
+        );
+
+        metric_header(
+            &mut out,
+            "hibp_mirror_connections_closed_total",
+            "Connections closed or refused by the server, by reason.",
+            MetricType::Counter,
+        );
+        for reason in CloseReason::ALL {
+            let _ = writeln!(
+                out,
+                "hibp_mirror_connections_closed_total{{reason=\"{}\"}} {}",
+                reason.name(),
+                self.closed_for(reason)
+            );
+        }
+        metric_header(
+            &mut out,
+            "hibp_mirror_unsent_body_bytes",
+            "Bytes of rendered response bodies not yet sent.",
+            MetricType::Gauge,
+        );
+        let _ = writeln!(
+            out,
+            "hibp_mirror_unsent_body_bytes {}",
+            self.unsent_body_bytes.load(Ordering::Relaxed)
         );
 
         let kinds = [HashKind::Sha1, HashKind::Ntlm];

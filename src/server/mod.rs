@@ -11,12 +11,15 @@
 //! - [`body`]: the response body type.
 //! - [`healthcheck`]: the client side of `/healthz`, for container health checks.
 //! - [`page`]: the check page at `/` (embedded HTML, script and style) and `/config.json`.
+//! - [`conn`]: connection limits (backlog, per-address cap, timeouts of every phase, unsent
+//!   bytes) around each accepted stream.
 //!
 //! This module holds the connection loop: [`run`] takes a bound listener and a shutdown future,
 //! so tests bind `127.0.0.1:0` and stop the server when they like.
 
 pub mod app;
 pub mod body;
+pub mod conn;
 pub mod healthcheck;
 pub mod indexes;
 pub mod metrics;
@@ -24,28 +27,25 @@ pub mod page;
 pub mod render;
 pub mod route;
 
-use std::convert::Infallible;
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::severity::Thresholds;
+use conn::Phase;
 
 pub use app::App;
 pub use body::ResponseBody;
+pub use conn::bind;
 pub use indexes::{IndexSet, IndexSource, LoadError, ReloadOutcome, Served};
-pub use metrics::Metrics;
+pub use metrics::{CloseReason, Metrics};
 pub use route::Route;
 
 /// Address `serve` listens on by default: loopback only, so nothing is exposed by accident.
@@ -53,6 +53,33 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// Default cap on concurrent connections; further clients wait in the listen backlog.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+/// Default listen backlog (capped by `/proc/sys/net/core/somaxconn`): room for a burst of
+/// connections while the accept loop catches up, instead of dropped SYNs and 1 s retransmits.
+pub const DEFAULT_BACKLOG: u32 = 4096;
+
+/// Default cap on concurrent connections from one client address: well below
+/// [`DEFAULT_MAX_CONNECTIONS`], so one host cannot take every slot.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 64;
+
+/// Default time output may make no progress (a peer that reads nothing, or an HTTP/2 peer that
+/// grants no window) before the connection is dropped.
+pub const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Default interval of HTTP/2 keep-alive pings.
+pub const DEFAULT_H2_KEEP_ALIVE_INTERVAL: Duration = Duration::from_secs(20);
+
+/// Default time an HTTP/2 keep-alive ping may go unanswered before the connection is closed.
+pub const DEFAULT_H2_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Default most concurrent HTTP/2 streams per connection.
+pub const DEFAULT_H2_MAX_CONCURRENT_STREAMS: u32 = 32;
+
+/// Default cap on bytes of rendered response bodies not yet sent, across all connections.
+pub const DEFAULT_MAX_UNSENT_BYTES: u64 = 64 << 20;
+
+/// Default idle time before TCP keepalive probes start on an accepted connection.
+pub const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Default time a client has to send a complete request head (slowloris defence).
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -71,9 +98,6 @@ pub const MAX_REQUEST_HEAD_BYTES: usize = 16 * 1024;
 
 /// Most request headers accepted.
 pub const MAX_REQUEST_HEADERS: usize = 64;
-
-/// Most concurrent HTTP/2 streams per connection.
-const H2_MAX_CONCURRENT_STREAMS: u32 = 256;
 
 /// Default cap on index reads running on the blocking pool at once (requests whose pages are
 /// not in the page cache). Enough to keep a virtual disk's queue full (fio on this project's
@@ -142,6 +166,29 @@ pub struct Config {
     /// Cap on index reads running on the blocking pool at once (the disk queue depth the server
     /// can drive); further cold requests wait their turn.
     pub reads_in_flight: usize,
+    /// Cap on concurrent connections from one client address (IPv4-mapped IPv6 counts as
+    /// IPv4); further connections from it are closed at accept.
+    pub max_connections_per_ip: usize,
+    /// Time output may make no progress before the connection is dropped: a socket write
+    /// blocked this long, or response bytes waiting this long with none sent.
+    pub send_timeout: Duration,
+    /// Interval of HTTP/2 keep-alive pings; `None` sends none.
+    pub h2_keep_alive_interval: Option<Duration>,
+    /// Time an HTTP/2 keep-alive ping may go unanswered.
+    pub h2_keep_alive_timeout: Duration,
+    /// Most concurrent HTTP/2 streams per connection.
+    pub h2_max_concurrent_streams: u32,
+    /// Cap on bytes of rendered-but-unsent response bodies across all connections; beyond it
+    /// `/range` answers 503 with `Retry-After` (see [`conn`]).
+    pub max_unsent_bytes: u64,
+    /// Age at which a connection is asked to close (HTTP/2 GOAWAY) and then dropped after
+    /// `drain_timeout`; `None` for no limit.
+    pub max_connection_age: Option<Duration>,
+    /// Idle time before TCP keepalive probes on accepted sockets; `None` disables them.
+    pub tcp_keepalive: Option<Duration>,
+    /// Whether the access log shows `/range` prefixes (off: a prefix plus a timestamp is 20
+    /// bits of a user's hash).
+    pub log_prefixes: bool,
 }
 
 impl Default for Config {
@@ -159,6 +206,15 @@ impl Default for Config {
             page: true,
             read_offload: ReadOffload::Auto,
             reads_in_flight: DEFAULT_READS_IN_FLIGHT,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
+            h2_keep_alive_interval: Some(DEFAULT_H2_KEEP_ALIVE_INTERVAL),
+            h2_keep_alive_timeout: DEFAULT_H2_KEEP_ALIVE_TIMEOUT,
+            h2_max_concurrent_streams: DEFAULT_H2_MAX_CONCURRENT_STREAMS,
+            max_unsent_bytes: DEFAULT_MAX_UNSENT_BYTES,
+            max_connection_age: None,
+            tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
+            log_prefixes: false,
         }
     }
 }
@@ -236,8 +292,9 @@ pub async fn run(
     result
 }
 
-/// The connection loop: accepts under the connection cap, serves HTTP/1.1 (and h2c when
-/// enabled) with `handler` until `shutdown` completes, then drains for at most `drain_timeout`.
+/// The connection loop: accepts under the connection cap and the per-address cap, serves
+/// HTTP/1.1 (and h2c when enabled) with `handler` until `shutdown` completes, then drains for at
+/// most `drain_timeout`. Every connection runs under the limits of [`conn`].
 pub async fn serve<H: Handler>(
     listener: TcpListener,
     handler: Arc<H>,
@@ -245,22 +302,27 @@ pub async fn serve<H: Handler>(
 ) -> Result<(), ServeError> {
     let config = handler.config().clone();
     let limit = Arc::new(Semaphore::new(config.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
-    let builder = Arc::new(connection_builder(&config));
-    let reads = Arc::new(Semaphore::new(config.reads_in_flight.max(1)));
-    // Tells connection tasks where shutdown stands: those still waiting for their first byte
-    // (counted by `graceful` but not yet under its control) leave at `Closing`, so they do not
-    // hold up the drain; every connection left at `Cut` is dropped, closing its socket.
+    let per_ip = conn::PerIp::new(config.max_connections_per_ip);
+    // Tells connection tasks where shutdown stands: those still waiting for their first request
+    // leave at `Closing`, so they do not hold up the drain; every connection left at `Cut` is
+    // dropped, closing its socket.
     let (phase, phase_seen) = tokio::sync::watch::channel(Phase::Serving);
+    let (alive, all_gone) = tokio::sync::mpsc::channel::<()>(1);
+    let shared = Arc::new(conn::Shared::new(handler.clone(), phase_seen, alive));
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
-            permit = limit.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+            biased;
             () = &mut shutdown => break,
+            permit = limit.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
         };
-        let stream = tokio::select! {
+        // The accept loop does as little as possible per connection (everything else happens in
+        // the connection's task), so bursts drain from the backlog quickly.
+        let (stream, peer) = tokio::select! {
+            biased;
+            () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => stream,
+                Ok(accepted) => accepted,
                 Err(err) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(error = %err, "accept failed");
@@ -268,54 +330,32 @@ pub async fn serve<H: Handler>(
                     continue;
                 }
             },
-            () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
-        let handler = handler.clone();
-        let reads = reads.clone();
-        let builder = builder.clone();
-        let watcher = graceful.watcher();
-        let header_read_timeout = config.header_read_timeout;
-        let mut phase_seen = phase_seen.clone();
+        let Some(slot) = per_ip.acquire(peer.ip()) else {
+            handler
+                .metrics()
+                .connection_closed_for(metrics::CloseReason::PerIpLimit);
+            drop(stream);
+            continue;
+        };
+        let shared = shared.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _slot = slot;
+            let handler = shared.handler.clone();
             let _open = OpenConnection::new(handler.metrics());
-            // hyper's header timer starts after protocol detection: bound the wait for the first
-            // byte here so an idle connection cannot hold a slot forever.
-            let mut first = [0u8; 1];
-            tokio::select! {
-                peeked = tokio::time::timeout(header_read_timeout, stream.peek(&mut first)) => {
-                    match peeked {
-                        Ok(Ok(n)) if n > 0 => {}
-                        _ => return,
-                    }
-                }
-                _ = phase_seen.wait_for(|&p| p >= Phase::Closing) => return,
-            }
-            let service_handler = handler.clone();
-            let service = service_fn(move |req: Request<Incoming>| {
-                let handler = service_handler.clone();
-                let reads = reads.clone();
-                async move { Ok::<_, Infallible>(respond(handler, reads, req).await) }
-            });
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::select! {
-                result = watcher.watch(connection) => {
-                    if let Err(err) = result {
-                        tracing::debug!(error = %err, "connection ended with an error");
-                    }
-                }
-                _ = phase_seen.wait_for(|&p| p == Phase::Cut) => {}
-            }
+            conn::tune_socket(&stream, handler.config().tcp_keepalive);
+            conn::serve_stream(stream, shared).await;
         });
     }
     drop(listener);
+    drop(shared);
     let _ = phase.send(Phase::Closing);
     tracing::info!(
-        connections = graceful.count(),
+        connections = handler.metrics().connections_open(),
         "shutting down: draining connections"
     );
-    if tokio::time::timeout(config.drain_timeout, graceful.shutdown())
+    if tokio::time::timeout(config.drain_timeout, conn::drained(all_gone))
         .await
         .is_err()
     {
@@ -328,40 +368,8 @@ pub async fn serve<H: Handler>(
     Ok(())
 }
 
-/// Where shutdown stands, as seen by connection tasks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Phase {
-    /// Accepting and serving.
-    Serving,
-    /// No longer accepting; connections finish what they are doing.
-    Closing,
-    /// The drain timed out: every remaining connection is dropped.
-    Cut,
-}
-
 /// Pause after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
-
-fn connection_builder(config: &Config) -> auto::Builder<TokioExecutor> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout)
-        .max_buf_size(MAX_REQUEST_HEAD_BYTES)
-        .max_headers(MAX_REQUEST_HEADERS)
-        .keep_alive(true);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(MAX_REQUEST_HEAD_BYTES as u32)
-        .max_concurrent_streams(H2_MAX_CONCURRENT_STREAMS);
-    if config.http2 {
-        builder
-    } else {
-        builder.http1_only()
-    }
-}
 
 /// Counts a connection as open for as long as it lives (also when its task is aborted).
 struct OpenConnection<'a> {
@@ -384,7 +392,7 @@ impl Drop for OpenConnection<'_> {
 
 /// Answers one request: routes it (on the blocking pool when its index reads may fault, see
 /// [`ReadOffload`]), turns a panic into 500, counts it and logs it.
-async fn respond<H: Handler>(
+pub(crate) async fn respond<H: Handler>(
     handler: Arc<H>,
     reads: Arc<Semaphore>,
     req: Request<Incoming>,
@@ -459,7 +467,7 @@ fn log_response<H: Handler, B>(
             target: ACCESS_LOG_TARGET,
             method = %req.method(),
             route = route.name(),
-            path = %route.redact(path),
+            path = %route.redact(path, handler.config().log_prefixes),
             status,
             latency_us = elapsed.as_micros() as u64,
             "request"

@@ -75,18 +75,20 @@ impl Route {
         self as usize
     }
 
-    /// The path as it may be logged: at most a valid 5-hex prefix for `/range`, never the hash
-    /// of `/checkhash`, and nothing of an unknown path (it could hold a hash too).
-    pub fn redact(self, path: &str) -> RedactedPath {
+    /// The path as it may be logged: a valid 5-hex prefix for `/range` only when
+    /// `keep_prefix` (a prefix with a timestamp is 20 bits of a user's hash), never the hash of
+    /// `/checkhash`, and nothing of an unknown path (it could hold a hash too).
+    pub fn redact(self, path: &str, keep_prefix: bool) -> RedactedPath {
         let prefix = match self {
             Route::Range => path
                 .strip_prefix(RANGE_PATH)
-                .and_then(|p| Prefix::parse(p.as_bytes()).ok()),
+                .map(|p| Prefix::parse(p.as_bytes()).ok()),
             _ => None,
         };
         RedactedPath {
             route: self,
             prefix,
+            keep_prefix,
             asset: Asset::of(path),
         }
     }
@@ -97,8 +99,10 @@ impl Route {
 pub struct RedactedPath {
     /// The route.
     route: Route,
-    /// The range prefix, when valid.
-    prefix: Option<Prefix>,
+    /// For `/range`: the prefix, when valid.
+    prefix: Option<Option<Prefix>>,
+    /// Whether a valid prefix is shown.
+    keep_prefix: bool,
     /// The page asset, for [`Route::Page`].
     asset: Option<Asset>,
 }
@@ -106,8 +110,9 @@ pub struct RedactedPath {
 impl fmt::Display for RedactedPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.route, self.prefix) {
-            (Route::Range, Some(prefix)) => write!(f, "/range/{prefix}"),
-            (Route::Range, None) => f.write_str("/range/<invalid>"),
+            (Route::Range, Some(Some(prefix))) if self.keep_prefix => write!(f, "/range/{prefix}"),
+            (Route::Range, Some(Some(_))) => f.write_str("/range/<prefix>"),
+            (Route::Range, _) => f.write_str("/range/<invalid>"),
             (Route::CheckHash, _) => f.write_str("/checkhash/<redacted>"),
             (Route::Healthz, _) => f.write_str("/healthz"),
             (Route::Metrics, _) => f.write_str("/metrics"),
@@ -135,7 +140,9 @@ mod tests {
             ("/config.json", "/config.json"),
         ];
         for (path, logged) in cases {
-            assert_eq!(Route::of(path).redact(path).to_string(), logged);
+            assert_eq!(Route::of(path).redact(path, true).to_string(), logged);
+            let hidden = logged.replace("5BAA6", "<prefix>");
+            assert_eq!(Route::of(path).redact(path, false).to_string(), hidden);
         }
     }
 }

@@ -84,8 +84,13 @@ pub struct TestServer<H: Handler = App> {
 impl TestServer<App> {
     /// Serves `indexes` with `config` through [`server::run`].
     pub async fn start(indexes: IndexSet, config: Config) -> TestServer<App> {
-        let app = Arc::new(App::new(Arc::new(indexes), config));
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::start_on(listener, indexes, config)
+    }
+
+    /// Serves `indexes` with `config` on a listener the test bound itself.
+    pub fn start_on(listener: TcpListener, indexes: IndexSet, config: Config) -> TestServer<App> {
+        let app = Arc::new(App::new(Arc::new(indexes), config));
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server::run(listener, app.clone(), async {
