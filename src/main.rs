@@ -319,6 +319,7 @@ fn serve(args: ServeArgs) -> Result<()> {
             .filter(|d| !d.is_zero()),
         reload_on_sighup: true,
         http2: args.http2,
+        file_leases: true,
     };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = args.workers {

@@ -5,6 +5,7 @@
 #   tools/fuzz.sh --seconds N     N s per target
 #   tools/fuzz.sh --quick         20 s per target (CI)
 #   tools/fuzz.sh TARGET...       only these targets
+#   tools/fuzz.sh --seeds-only    only (re)generate the seed corpora
 #
 # Needs the nightly toolchain; installs cargo-fuzz if missing. Seeds are generated into
 # fuzz/corpus/TARGET from the bundled sample and the shapes the tests use; the corpus grows across
@@ -14,12 +15,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds=300
+seeds_only=0
 targets=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) seconds=20 ;;
         --seconds) seconds="$2"; shift ;;
-        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        --seeds-only) seeds_only=1 ;;
+        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
         *) targets+=("$1") ;;
     esac
     shift
@@ -77,6 +80,8 @@ seed index_open '\x05\x01\x08\x00\x00\x00\x01' table-entry
 seed index_open '\x07\x02\x10\x00\x00\x00\x80' record-byte
 seed index_open '\x01\x03\x00\x00\x90\x00\x00' truncated
 seed index_open 'HIBPIDX\x00\x01\x00\x00\x00' raw-magic
+
+[ "$seeds_only" = 0 ] || exit 0
 
 # --- build and run --------------------------------------------------------------------------
 # No sanitizer: the library has no unsafe code on these paths (the one mmap is not used), so

@@ -96,6 +96,10 @@ pub struct Config {
     pub reload_on_sighup: bool,
     /// Whether HTTP/2 with prior knowledge (h2c) is accepted besides HTTP/1.1.
     pub http2: bool,
+    /// Whether [`run`] takes a read lease on each served index file (Linux), so a truncation or
+    /// in-place overwrite waits until the mapping is dropped instead of crashing the process
+    /// with `SIGBUS`. Off, in-place changes are caught only by the watch poll.
+    pub file_leases: bool,
 }
 
 impl Default for Config {
@@ -110,6 +114,7 @@ impl Default for Config {
             watch_interval: Some(DEFAULT_WATCH_INTERVAL),
             reload_on_sighup: true,
             http2: true,
+            file_leases: true,
         }
     }
 }
@@ -171,6 +176,21 @@ pub async fn run(
                 let _ = tokio::task::spawn_blocking(move || indexes.reload_all(true)).await;
             }
         });
+    }
+    if app.config().file_leases {
+        // The handler first: SIGIO, sent when a writer breaks a lease, ends a process without one.
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::io()) {
+            Ok(mut sigio) => {
+                let indexes = app.indexes().clone();
+                indexes.enable_leases();
+                reloaders.spawn(async move {
+                    while sigio.recv().await.is_some() {
+                        indexes.check_in_place();
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "no SIGIO handler; index files get no lease"),
+        }
     }
     let result = serve(listener, app, shutdown).await;
     reloaders.abort_all();
