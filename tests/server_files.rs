@@ -241,3 +241,60 @@ async fn without_a_lease_an_in_place_change_is_caught_by_the_watcher() {
     assert!(indexes.unavailable(HashKind::Sha1).is_none());
     server.stop().await;
 }
+
+/// Sets the soft `RLIMIT_NOFILE` of process `pid` with util-linux `prlimit`.
+fn set_nofile(pid: u32, soft: u64) {
+    let status = Command::new("prlimit")
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--nofile={soft}:"))
+        .status()
+        .expect("prlimit (util-linux) is installed");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_reload_error_is_retried_not_remembered_as_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = versions();
+    let path = support::write_index(dir.path(), "sha1.idx", &v[0], 1_700_000_000);
+    let mut server = Server::start(&path);
+    let client = support::identity_client();
+    let url = format!("http://{}/range/F7E00", server.addr);
+    assert_eq!(support::get_text(&client, &url).await, v[0].range_body(0xF7E00));
+
+    // Leave the server no free file descriptor (EMFILE on its next open), then rename a good
+    // file in: the watcher's open fails.
+    let pid = server.child.id();
+    let used: std::collections::HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect();
+    let lowest_free = (0..).find(|fd| !used.contains(fd)).unwrap();
+    set_nofile(pid, lowest_free);
+    support::replace_file(&path, &support::index_bytes(&v[1], 1_800_000_000));
+    let log = server.log.clone();
+    wait_until("the reload fails for lack of descriptors", || {
+        log.lock().unwrap().contains("still serving the previous index")
+    })
+    .await;
+    // Once descriptors are back, the same file loads on a later poll: it was not refused.
+    set_nofile(pid, 1024);
+    let mut body = String::new();
+    for _ in 0..500 {
+        body = support::get_text(&client, &url).await;
+        if body == v[1].range_body(0xF7E00) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(body, v[1].range_body(0xF7E00), "{}", log.lock().unwrap());
+    assert!(server.alive());
+    let log = log.lock().unwrap();
+    assert_eq!(
+        log.matches("still serving the previous index").count(),
+        1,
+        "logged once: {log}"
+    );
+    assert!(log.contains("will retry"), "{log}");
+}

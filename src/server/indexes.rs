@@ -246,6 +246,18 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// Whether the failure lies outside the file (opening or mapping it failed: out of file
+    /// descriptors, memory or address space), so the same file may load on the next try. A file
+    /// that failed validation is not transient.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LoadError::Stat { .. } | LoadError::Open(OpenError::Io { .. }) => true,
+            LoadError::Open(_) | LoadError::WrongKind { .. } => false,
+        }
+    }
+}
+
 /// One kind's slot.
 struct Slot {
     /// The kind the slot serves.
@@ -259,6 +271,9 @@ struct Slot {
     /// The file withdrawn because it was changed in place: its `(device, inode)` (never loaded
     /// again; only another file renamed over the path is) and the reason `/range` gives.
     withdrawn: Mutex<Option<((u64, u64), String)>>,
+    /// Identity of the last file whose load failed for a reason outside the file (`EMFILE`,
+    /// `ENOMEM`): retried on every poll, logged once.
+    transient: Mutex<Option<FileId>>,
     /// Successful reloads, for `/metrics`.
     reloads_ok: AtomicU64,
     /// Refused reloads, for `/metrics`.
@@ -434,8 +449,21 @@ impl IndexSet {
                 slot.current.store(Some(Arc::new(served)));
                 *slot.refused.lock().expect("not poisoned") = None;
                 *slot.withdrawn.lock().expect("not poisoned") = None;
+                *slot.transient.lock().expect("not poisoned") = None;
                 slot.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 Ok(outcome)
+            }
+            Err(err) if err.is_transient() => {
+                // Out of descriptors or memory, say: not the file's fault. Not remembered as
+                // refused, so the next poll tries the same file again; logged and counted once
+                // per file until it loads or is replaced.
+                let mut transient = slot.transient.lock().expect("not poisoned");
+                if force || *transient != Some(id) {
+                    tracing::error!(kind = %kind, error = %err, "index reload failed, will retry; still serving the previous index");
+                    slot.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                }
+                *transient = Some(id);
+                Err(err)
             }
             Err(err) => {
                 tracing::error!(kind = %kind, error = %err, "index reload refused; still serving the previous index");
@@ -484,6 +512,7 @@ impl Slot {
             current: ArcSwapOption::empty(),
             refused: Mutex::new(None),
             withdrawn: Mutex::new(None),
+            transient: Mutex::new(None),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
         }
