@@ -372,7 +372,7 @@ fn assert_index_matches(path: &Path, config: &Config, last: u32, gaps: &[u32]) {
     let index = unsafe { Index::open_path(path) }.unwrap();
     index.verify().unwrap();
     assert_eq!(index.kind(), config.kind);
-    let hash_len = config.kind.len();
+    let hash_len = config.kind.byte_len();
     let mut total = 0u64;
     for value in 0..=last {
         let prefix = Prefix::new(value).unwrap();
@@ -611,6 +611,30 @@ fn gzip_bomb_and_endless_body_are_refused_per_prefix_within_bounded_memory() {
         "peak RSS {peak_kib} KiB: the bomb or the endless body was buffered"
     );
     assert_index_matches(&dir.path().join("out.idx"), &upstream.config, LAST, &[2, 3]);
+
+    // Both limits are configurable: tiny ones refuse even real bodies, each prefix on its own.
+    let out = run(sync_cmd(
+        &upstream,
+        dir.path(),
+        "00004-00005",
+        &["--max-body-bytes", "100", "--max-range-bytes", "200000"],
+    ));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("prefix 00004 failed: body larger than 100 bytes"), "{stderr}");
+    assert!(stderr.contains("prefix 00005 failed: body larger than 100 bytes"), "{stderr}");
+    let out = run(sync_cmd(
+        &upstream,
+        dir.path(),
+        "00004-00005",
+        &["--max-range-bytes", "100"],
+    ));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("prefix 00004 failed: body inflates to more than 100 bytes"),
+        "{stderr}"
+    );
 }
 
 #[test]

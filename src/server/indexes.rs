@@ -21,14 +21,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use arc_swap::{ArcSwapOption, Guard};
 use hyper::header::HeaderValue;
 
 use crate::format::Header;
 use crate::hash::HashKind;
-use crate::index::{Index, OpenError};
+use crate::index::{Index, OpenError, OpenPathError};
 use crate::mmap::{lease, IndexBytes};
 use crate::sample;
 
@@ -233,7 +233,7 @@ pub enum LoadError {
     },
     /// The file failed the open-time checks.
     #[error(transparent)]
-    Open(#[from] OpenError),
+    Open(#[from] OpenPathError),
     /// The file holds the other kind of hash.
     #[error("{} holds {found} hashes but is configured as the {expected} index", path.display())]
     WrongKind {
@@ -252,8 +252,9 @@ impl LoadError {
     /// that failed validation is not transient.
     pub fn is_transient(&self) -> bool {
         match self {
-            LoadError::Stat { .. } | LoadError::Open(OpenError::Io { .. }) => true,
-            LoadError::Open(_) | LoadError::WrongKind { .. } => false,
+            LoadError::Stat { .. } => true,
+            LoadError::Open(e) => matches!(e.source, OpenError::Io(_)),
+            LoadError::WrongKind { .. } => false,
         }
     }
 }
@@ -332,11 +333,6 @@ impl IndexSet {
     /// The index currently served for `kind`, as an owned handle.
     pub fn get(&self, kind: HashKind) -> Option<Arc<Served>> {
         self.slot(kind).current.load_full()
-    }
-
-    /// Where `kind`'s index comes from, if it is served.
-    pub fn source(&self, kind: HashKind) -> Option<&IndexSource> {
-        self.slot(kind).source.as_ref()
     }
 
     /// Takes a read lease on every served file from now on (see the module docs).
@@ -541,10 +537,11 @@ fn load(kind: HashKind, source: &IndexSource) -> Result<Served, LoadError> {
 /// the fallback if `fstat` fails). If the path is replaced meanwhile, the next poll sees a
 /// different identity and loads it again: never a missed change, at worst one extra reload.
 fn load_file(kind: HashKind, path: &Path, id: FileId) -> Result<Served, LoadError> {
-    let io_err = |source| OpenError::Io {
+    let at_path = |source: OpenError| OpenPathError {
         path: path.to_owned(),
         source,
     };
+    let io_err = |e| at_path(OpenError::Io(e));
     let file = File::open(path).map_err(io_err)?;
     // The identity of the file actually opened (the path may have been replaced since `id` was
     // taken), so in-place checks compare the mapped file with itself.
@@ -555,10 +552,7 @@ fn load_file(kind: HashKind, path: &Path, id: FileId) -> Result<Served, LoadErro
     // (the writer waits until this mapping is dropped, see `IndexSet::check_in_place`), or, where
     // no lease can be had, the change is noticed on the next watch tick and the mapping dropped.
     let bytes = unsafe { IndexBytes::map(&file) }.map_err(io_err)?;
-    let index = Index::open(bytes).map_err(|source| OpenError::At {
-        path: path.to_owned(),
-        source: Box::new(source),
-    })?;
+    let index = Index::open(bytes).map_err(at_path)?;
     if index.kind() != kind {
         return Err(LoadError::WrongKind {
             path: path.to_owned(),
@@ -579,11 +573,4 @@ fn kind_name(kind: HashKind) -> &'static str {
         HashKind::Sha1 => "SHA-1",
         HashKind::Ntlm => "NTLM",
     }
-}
-
-/// Seconds since the Unix epoch, now.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
