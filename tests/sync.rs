@@ -613,6 +613,7 @@ fn gzip_bomb_and_endless_body_are_refused_per_prefix_within_bounded_memory() {
     assert_index_matches(&dir.path().join("out.idx"), &upstream.config, LAST, &[2, 3]);
 
     // Both limits are configurable: tiny ones refuse even real bodies, each prefix on its own.
+    let dir = tempfile::tempdir().unwrap();
     let out = run(sync_cmd(
         &upstream,
         dir.path(),
