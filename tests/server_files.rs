@@ -298,3 +298,65 @@ async fn a_transient_reload_error_is_retried_not_remembered_as_refused() {
     );
     assert!(log.contains("will retry"), "{log}");
 }
+
+/// Index bytes of `synth` whose header says it was built at `u64::MAX` seconds, with the header
+/// checksum fixed up so only the field's value is wrong (offsets from docs/FORMAT.md).
+fn far_future_index(synth: &Synth) -> Vec<u8> {
+    let mut bytes = support::index_bytes(synth, 1_700_000_000);
+    bytes[40..48].copy_from_slice(&u64::MAX.to_le_bytes());
+    bytes[20..24].fill(0);
+    let crc = crc32fast::hash(&bytes[..256]);
+    bytes[20..24].copy_from_slice(&crc.to_le_bytes());
+    bytes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_dated_past_9999_is_refused_everywhere_and_counted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let v = versions();
+    let bad = dir.path().join("bad.idx");
+    std::fs::write(&bad, far_future_index(&v[1])).unwrap();
+    for command in ["info", "verify"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
+            .arg(command)
+            .arg(&bad)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        assert!(stderr.contains("after 9999-12-31"), "{command}: {stderr}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
+        .arg("serve")
+        .arg("--index")
+        .arg(&bad)
+        .args(["--listen", "127.0.0.1:0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "serve: {stderr}");
+    assert!(stderr.contains("after 9999-12-31") && !stderr.contains("panicked"), "{stderr}");
+
+    // Renamed in while serving: refused, logged and counted once over many polls, old kept.
+    let path = support::write_index(dir.path(), "sha1.idx", &v[0], 1_700_000_000);
+    let mut server = Server::start(&path);
+    std::fs::rename(&bad, &path).unwrap();
+    let log = server.log.clone();
+    wait_until("the reload is refused", || {
+        log.lock().unwrap().contains("after 9999-12-31")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_200)).await; // several more polls (0.2 s)
+    let client = support::identity_client();
+    let url = format!("http://{}/range/F7E00", server.addr);
+    assert_eq!(support::get_text(&client, &url).await, v[0].range_body(0xF7E00));
+    let metrics = support::get_text(&client, format!("http://{}/metrics", server.addr)).await;
+    assert!(
+        metrics.contains("hibp_mirror_index_reloads_total{kind=\"sha1\",result=\"error\"} 1\n"),
+        "{metrics}"
+    );
+    assert!(server.alive());
+    let log = log.lock().unwrap();
+    assert_eq!(log.matches("index reload refused").count(), 1, "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+}

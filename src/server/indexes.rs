@@ -122,7 +122,13 @@ impl Served {
             "{}-{:08x}-{:x}-{:x}",
             header.kind, header.body_crc, header.build_time, header.record_count
         );
-        let built = UNIX_EPOCH + Duration::from_secs(header.build_time);
+        // `Header::decode` refuses build times past 9999-12-31, which HTTP dates cannot show;
+        // checked anyway, so no header can make this panic.
+        let built = UNIX_EPOCH
+            .checked_add(Duration::from_secs(
+                header.build_time.min(crate::format::MAX_BUILD_TIME),
+            ))
+            .unwrap_or(UNIX_EPOCH);
         Served {
             etag: HeaderValue::from_str(&format!("\"{tag}\"")).expect("tag is ASCII"),
             etag_weak: HeaderValue::from_str(&format!("W/\"{tag}\"")).expect("tag is ASCII"),
@@ -487,7 +493,10 @@ impl IndexSet {
             ticker.tick().await;
             let set = self.clone();
             // Opening checks the 8 MiB prefix table: keep it off the request workers.
-            let _ = tokio::task::spawn_blocking(move || set.reload_all(false)).await;
+            if let Err(e) = tokio::task::spawn_blocking(move || set.reload_all(false)).await {
+                // A bug, not a bad file (those are refused and counted): never swallowed.
+                tracing::error!(error = %e, "index reload task failed");
+            }
         }
     }
 }
