@@ -403,3 +403,60 @@ fn check_command_hashes_passwords_without_echoing_them() {
     assert!(!all.contains("password"), "{all}");
     assert!(!all.contains("not-a-breached-pw"));
 }
+
+/// Runs `hibp-mirror import INPUT --output OUT` under `umask`, through `sh`.
+fn import_with_umask(umask: &str, input: &Path, out: &Path) -> std::process::Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("umask {umask}; exec \"$0\" import \"$1\" --quiet --output \"$2\""))
+        .arg(env!("CARGO_BIN_EXE_hibp-mirror"))
+        .arg(input)
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn leftovers_of_killed_runs_are_cleaned_but_a_live_runs_are_not_and_the_umask_is_honoured() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let synth = small(20);
+    let input = dir.path().join("dump.txt");
+    fs::write(&input, dump_text(&synth, false, true)).unwrap();
+    let out = dir.path().join("out.idx");
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let plant = |name: &str| {
+        let path = dir.path().join(name);
+        let file = fs::File::create(&path).unwrap();
+        file.set_modified(an_hour_ago).unwrap();
+        (path, file)
+    };
+    // What `kill -9` leaves: files nobody holds a lock on (the kernel drops a dead process's
+    // locks).
+    let (stale_tmp, _) = plant(".hibp-mirror-tmp-Ab12Cd");
+    let (stale_run, _) = plant(".hibp-mirror-run-Ef34Gh");
+    // Another run's, still alive: it holds the lock.
+    let (live, live_file) = plant(".hibp-mirror-run-Live00");
+    rustix::fs::flock(&live_file, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+
+    let result = import_with_umask("022", &input, &out);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert!(!stale_tmp.exists() && !stale_run.exists(), "stale leftovers were kept");
+    assert!(live.exists(), "a live run's file was removed");
+    assert_eq!(fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o644);
+    assert_matches(&support::open_index(&out), &synth);
+
+    let result = import_with_umask("027", &input, &out);
+    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
+    assert_eq!(fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o640);
+    assert!(live.exists());
+    // Nothing of the runs themselves is left behind.
+    let leftovers: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".hibp-mirror-") && n != ".hibp-mirror-run-Live00")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    drop(live_file);
+}
