@@ -460,3 +460,39 @@ fn leftovers_of_killed_runs_are_cleaned_but_a_live_runs_are_not_and_the_umask_is
     assert!(leftovers.is_empty(), "{leftovers:?}");
     drop(live_file);
 }
+
+#[test]
+fn a_line_without_end_is_refused_at_once_with_its_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let synth = small(20);
+    let mut text = dump_text(&synth, false, true);
+    let good_lines = text.iter().filter(|&&b| b == b'\n').count();
+    // 24 MB with no line break after the good lines (the quadratic case), plain and
+    // gzipped, and a long line that does end.
+    text.extend(std::iter::repeat_n(b'A', 24 << 20));
+    let plain = dir.path().join("long.txt");
+    fs::write(&plain, &text).unwrap();
+    let gz = dir.path().join("long.txt.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&text).unwrap();
+    fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let ended = dir.path().join("ended.txt");
+    fs::write(&ended, [&b"x".repeat(5000)[..], b":1\n"].concat()).unwrap();
+    for (path, line) in [(&plain, good_lines + 1), (&gz, good_lines + 1), (&ended, 1)] {
+        let out = dir.path().join("out.idx");
+        let started = std::time::Instant::now();
+        let result = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
+            .args(["import", "--quiet", "--output"])
+            .arg(&out)
+            .arg(path)
+            .output()
+            .unwrap();
+        eprintln!("{}: refused in {:?}", path.display(), started.elapsed());
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success());
+        let want = format!("{}:{line}: ", path.display());
+        assert!(stderr.contains(&want), "{want}: {stderr}");
+        assert!(stderr.contains("longer than 4096 bytes"), "{stderr}");
+        assert!(!out.exists());
+    }
+}
