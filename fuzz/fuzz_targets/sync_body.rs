@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
         assert!(seen.windows(2).all(|w| w[0] < w[1]), "not strictly ascending");
         let head = prefix.to_hex();
         for hash in &seen {
-            assert_eq!(hash.len(), kind.len());
+            assert_eq!(hash.len(), kind.byte_len());
             let hex: String = hash.iter().map(|b| format!("{b:02X}")).collect();
             assert!(hex.as_bytes().starts_with(&head), "entry outside the prefix");
         }
