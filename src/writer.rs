@@ -256,7 +256,11 @@ const STALE_AFTER: Duration = Duration::from_secs(60);
 /// Creates a new file `dir/PREFIX<random>` (exclusively: never an existing file or symlink) with
 /// `mode` less the umask, and takes an exclusive `flock` on it that lasts while it is open: the
 /// mark of a live run that [`remove_stale_temp_files`] respects.
-pub fn locked_temp_file(dir: &Path, prefix: &str, mode: u32) -> io::Result<tempfile::NamedTempFile> {
+pub fn locked_temp_file(
+    dir: &Path,
+    prefix: &str,
+    mode: u32,
+) -> io::Result<tempfile::NamedTempFile> {
     let temp = tempfile::Builder::new()
         .prefix(prefix)
         .permissions(Permissions::from_mode(mode))

@@ -477,7 +477,11 @@ fn by_default_reports_show_the_tier_and_never_an_exact_count() {
             .env_remove("HIBP_MIRROR_NTLM_INDEX")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -486,7 +490,10 @@ fn by_default_reports_show_the_tier_and_never_an_exact_count() {
     };
     for format in ["text", "csv", "json"] {
         let report = audit(&["--format", format]);
-        assert!(!report.contains("9545824") && !report.contains("9,545,824"), "{report}");
+        assert!(
+            !report.contains("9545824") && !report.contains("9,545,824"),
+            "{report}"
+        );
         assert!(report.contains("critical"), "{format}: {report}");
         let with_counts = audit(&["--format", format, "--show-counts"]);
         assert!(with_counts.contains("9545824"), "{format}: {with_counts}");

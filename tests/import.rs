@@ -408,7 +408,9 @@ fn check_command_hashes_passwords_without_echoing_them() {
 fn import_with_umask(umask: &str, input: &Path, out: &Path) -> std::process::Output {
     Command::new("sh")
         .arg("-c")
-        .arg(format!("umask {umask}; exec \"$0\" import \"$1\" --quiet --output \"$2\""))
+        .arg(format!(
+            "umask {umask}; exec \"$0\" import \"$1\" --quiet --output \"$2\""
+        ))
         .arg(env!("CARGO_BIN_EXE_hibp-mirror"))
         .arg(input)
         .arg(out)
@@ -437,18 +439,39 @@ fn leftovers_of_killed_runs_are_cleaned_but_a_live_runs_are_not_and_the_umask_is
     let (stale_run, _) = plant(".hibp-mirror-run-Ef34Gh");
     // Another run's, still alive: it holds the lock.
     let (live, live_file) = plant(".hibp-mirror-run-Live00");
-    rustix::fs::flock(&live_file, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+    rustix::fs::flock(
+        &live_file,
+        rustix::fs::FlockOperation::NonBlockingLockExclusive,
+    )
+    .unwrap();
 
     let result = import_with_umask("022", &input, &out);
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
-    assert!(!stale_tmp.exists() && !stale_run.exists(), "stale leftovers were kept");
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(
+        !stale_tmp.exists() && !stale_run.exists(),
+        "stale leftovers were kept"
+    );
     assert!(live.exists(), "a live run's file was removed");
-    assert_eq!(fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o644);
+    assert_eq!(
+        fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
     assert_matches(&support::open_index(&out), &synth);
 
     let result = import_with_umask("027", &input, &out);
-    assert!(result.status.success(), "{}", String::from_utf8_lossy(&result.stderr));
-    assert_eq!(fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o640);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(
+        fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
     assert!(live.exists());
     // Nothing of the runs themselves is left behind.
     let leftovers: Vec<_> = fs::read_dir(dir.path())

@@ -161,11 +161,22 @@ fn info_escapes_control_characters_in_the_label() {
         .arg(&path)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    assert!(!stdout.chars().any(|c| c.is_control() && c != '\n'), "{stdout:?}");
+    assert!(
+        !stdout.chars().any(|c| c.is_control() && c != '\n'),
+        "{stdout:?}"
+    );
     // The label's fake "records:" line stays on the source line.
-    assert_eq!(stdout.lines().filter(|l| l.starts_with("records:")).count(), 1, "{stdout}");
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("records:")).count(),
+        1,
+        "{stdout}"
+    );
     assert!(
         stdout.contains(r"import of x\u{1b}[2J\u{1b}[31mred\r\nrecords:          0\u{7}"),
         "{stdout}"

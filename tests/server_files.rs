@@ -46,7 +46,10 @@ impl Server {
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let log = Arc::new(Mutex::new(String::new()));
         let addr = loop {
-            let line = lines.next().expect("server exited before listening").unwrap();
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
             log.lock().unwrap().push_str(&line);
             if let Some(at) = line.find("address=") {
                 break line[at + 8..].split_whitespace().next().unwrap().to_owned();
@@ -107,7 +110,10 @@ async fn load(addr: String, stop: Arc<AtomicBool>, seen: Arc<Seen>, v: Arc<[Synt
                     seen.unavailable.fetch_add(1, Ordering::Relaxed);
                     *seen.reason.lock().unwrap() = body;
                 } else {
-                    seen.bad.lock().unwrap().push(format!("{url}: {status} {body:.80}"));
+                    seen.bad
+                        .lock()
+                        .unwrap()
+                        .push(format!("{url}: {status} {body:.80}"));
                 }
             }
             Err(e) => seen.bad.lock().unwrap().push(format!("{url}: {e}")),
@@ -135,7 +141,15 @@ async fn truncating_or_overwriting_the_served_file_in_place_never_kills_the_serv
     let mut server = Server::start(&path);
     let (stop, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(Seen::default()));
     let loaders: Vec<_> = (0..4)
-        .map(|n| tokio::spawn(load(server.addr.clone(), stop.clone(), seen.clone(), v.clone(), n)))
+        .map(|n| {
+            tokio::spawn(load(
+                server.addr.clone(),
+                stop.clone(),
+                seen.clone(),
+                v.clone(),
+                n,
+            ))
+        })
         .collect();
     wait_until("the load runs", || seen.ok_old.load(Ordering::Relaxed) > 50).await;
 
@@ -157,7 +171,11 @@ async fn truncating_or_overwriting_the_served_file_in_place_never_kills_the_serv
         seen.unavailable.load(Ordering::Relaxed) > before + 50
     })
     .await;
-    assert!(server.alive(), "the server died: {}", server.log.lock().unwrap());
+    assert!(
+        server.alive(),
+        "the server died: {}",
+        server.log.lock().unwrap()
+    );
 
     // `cp new.idx sha1.idx`: an overwrite in place with a valid file is not trusted either.
     let p = path.clone();
@@ -177,8 +195,16 @@ async fn truncating_or_overwriting_the_served_file_in_place_never_kills_the_serv
         seen.unavailable.load(Ordering::Relaxed) > before + 50
     })
     .await;
-    assert!(server.alive(), "the server died: {}", server.log.lock().unwrap());
-    assert_eq!(seen.ok_new.load(Ordering::Relaxed), 0, "the file changed in place was served");
+    assert!(
+        server.alive(),
+        "the server died: {}",
+        server.log.lock().unwrap()
+    );
+    assert_eq!(
+        seen.ok_new.load(Ordering::Relaxed),
+        0,
+        "the file changed in place was served"
+    );
 
     // A good file renamed in: served again.
     support::replace_file(&path, &new_bytes);
@@ -190,11 +216,23 @@ async fn truncating_or_overwriting_the_served_file_in_place_never_kills_the_serv
     for l in loaders {
         l.await.unwrap();
     }
-    assert!(server.alive(), "the server died: {}", server.log.lock().unwrap());
+    assert!(
+        server.alive(),
+        "the server died: {}",
+        server.log.lock().unwrap()
+    );
     let bad = seen.bad.lock().unwrap();
-    assert!(bad.is_empty(), "{} failed requests, first: {:?}", bad.len(), bad.first());
+    assert!(
+        bad.is_empty(),
+        "{} failed requests, first: {:?}",
+        bad.len(),
+        bad.first()
+    );
     let reason = seen.reason.lock().unwrap().clone();
-    assert!(reason.contains("in place") && reason.contains("renamed"), "{reason}");
+    assert!(
+        reason.contains("in place") && reason.contains("renamed"),
+        "{reason}"
+    );
     let log = server.log.lock().unwrap().clone();
     assert!(log.contains("stopped serving this kind"), "{log}");
 }
@@ -212,7 +250,10 @@ async fn without_a_lease_an_in_place_change_is_caught_by_the_watcher() {
     let server = TestServer::start_files(Some(&path), None, config).await;
     let client = support::identity_client();
     let url = server.url("/range/F7E00");
-    assert_eq!(support::get_text(&client, &url).await, v[0].range_body(0xF7E00));
+    assert_eq!(
+        support::get_text(&client, &url).await,
+        v[0].range_body(0xF7E00)
+    );
 
     // Truncated in place. No request touches the mapping until the watcher has dropped it.
     std::fs::OpenOptions::new()
@@ -237,7 +278,10 @@ async fn without_a_lease_an_in_place_change_is_caught_by_the_watcher() {
         indexes.get(HashKind::Sha1).is_some()
     })
     .await;
-    assert_eq!(support::get_text(&client, &url).await, v[1].range_body(0xF7E00));
+    assert_eq!(
+        support::get_text(&client, &url).await,
+        v[1].range_body(0xF7E00)
+    );
     assert!(indexes.unavailable(HashKind::Sha1).is_none());
     server.stop().await;
 }
@@ -260,7 +304,10 @@ async fn a_transient_reload_error_is_retried_not_remembered_as_refused() {
     let mut server = Server::start(&path);
     let client = support::identity_client();
     let url = format!("http://{}/range/F7E00", server.addr);
-    assert_eq!(support::get_text(&client, &url).await, v[0].range_body(0xF7E00));
+    assert_eq!(
+        support::get_text(&client, &url).await,
+        v[0].range_body(0xF7E00)
+    );
 
     // Leave the server no free file descriptor (EMFILE on its next open), then rename a good
     // file in: the watcher's open fails.
@@ -275,7 +322,9 @@ async fn a_transient_reload_error_is_retried_not_remembered_as_refused() {
     support::replace_file(&path, &support::index_bytes(&v[1], 1_800_000_000));
     let log = server.log.clone();
     wait_until("the reload fails for lack of descriptors", || {
-        log.lock().unwrap().contains("still serving the previous index")
+        log.lock()
+            .unwrap()
+            .contains("still serving the previous index")
     })
     .await;
     // Once descriptors are back, the same file loads on a later poll: it was not refused.
@@ -335,7 +384,10 @@ async fn a_header_dated_past_9999_is_refused_everywhere_and_counted_once() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "serve: {stderr}");
-    assert!(stderr.contains("after 9999-12-31") && !stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("after 9999-12-31") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 
     // Renamed in while serving: refused, logged and counted once over many polls, old kept.
     let path = support::write_index(dir.path(), "sha1.idx", &v[0], 1_700_000_000);
@@ -349,7 +401,10 @@ async fn a_header_dated_past_9999_is_refused_everywhere_and_counted_once() {
     tokio::time::sleep(Duration::from_millis(1_200)).await; // several more polls (0.2 s)
     let client = support::identity_client();
     let url = format!("http://{}/range/F7E00", server.addr);
-    assert_eq!(support::get_text(&client, &url).await, v[0].range_body(0xF7E00));
+    assert_eq!(
+        support::get_text(&client, &url).await,
+        v[0].range_body(0xF7E00)
+    );
     let metrics = support::get_text(&client, format!("http://{}/metrics", server.addr)).await;
     assert!(
         metrics.contains("hibp_mirror_index_reloads_total{kind=\"sha1\",result=\"error\"} 1\n"),

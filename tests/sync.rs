@@ -550,7 +550,11 @@ fn killed_sync_resumes_without_refetching_done_prefixes() {
 
 /// Runs `cmd`, sampling the child's peak resident memory (`VmHWM`) until it exits.
 fn run_measured(mut cmd: Command) -> (Output, u64) {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let status_path = format!("/proc/{}/status", child.id());
     let mut peak_kib = 0u64;
     while child.try_wait().unwrap().is_none() {
@@ -622,8 +626,14 @@ fn gzip_bomb_and_endless_body_are_refused_per_prefix_within_bounded_memory() {
     ));
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("prefix 00004 failed: body larger than 100 bytes"), "{stderr}");
-    assert!(stderr.contains("prefix 00005 failed: body larger than 100 bytes"), "{stderr}");
+    assert!(
+        stderr.contains("prefix 00004 failed: body larger than 100 bytes"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("prefix 00005 failed: body larger than 100 bytes"),
+        "{stderr}"
+    );
     let out = run(sync_cmd(
         &upstream,
         dir.path(),
@@ -651,7 +661,13 @@ fn credentials_in_the_upstream_url_never_appear_in_messages() {
     let args: Vec<String> = cmd
         .get_args()
         .map(|a| a.to_string_lossy().into_owned())
-        .map(|a| if a == upstream.url() { with_userinfo(&a) } else { a })
+        .map(|a| {
+            if a == upstream.url() {
+                with_userinfo(&a)
+            } else {
+                a
+            }
+        })
         .collect();
     let mut cmd = Command::new(cmd.get_program());
     cmd.args(&args);
@@ -661,13 +677,18 @@ fn credentials_in_the_upstream_url_never_appear_in_messages() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let shown = format!("http://***@{}/range/00001", upstream.addr);
     assert!(
-        stderr.contains(&format!("prefix 00001 failed: HTTP 404 Not Found from {shown}")),
+        stderr.contains(&format!(
+            "prefix 00001 failed: HTTP 404 Not Found from {shown}"
+        )),
         "{stderr}"
     );
     // The credentials really were sent (the upstream saw requests), and never printed.
     assert!(upstream.count(|s| &s.requests) >= 4);
     for text in [&stderr, &stdout] {
-        assert!(!text.contains("s3cret") && !text.contains("user:"), "{text}");
+        assert!(
+            !text.contains("s3cret") && !text.contains("user:"),
+            "{text}"
+        );
     }
     let info = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
         .arg("info")

@@ -92,15 +92,19 @@ status=0
 for target in "${targets[@]}"; do
     echo "== $target: ${seconds}s"
     start=$(date +%s)
+    stamp=$(mktemp)
+    mkdir -p "fuzz/artifacts/$target"
     if (cd fuzz && cargo +nightly fuzz run "${flags[@]}" "$target" "corpus/$target" -- \
             -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=2048 -timeout=10 \
             -print_final_stats=1 2>&1 | grep -E '^(#[0-9]+ *DONE|stat::number_of_executed_units|stat::peak_rss_mb|==|SUMMARY|thread|Running|.*panicked|.*artifact_prefix|.*Test unit written)' ); then
         :
     fi
-    if ls "fuzz/artifacts/$target"/crash-* "fuzz/artifacts/$target"/timeout-* "fuzz/artifacts/$target"/oom-* >/dev/null 2>&1; then
-        echo "!! $target: failing inputs in fuzz/artifacts/$target/" >&2
+    found=$(find "fuzz/artifacts/$target" -newer "$stamp" -type f \( -name 'crash-*' -o -name 'timeout-*' -o -name 'oom-*' \) 2>/dev/null || true)
+    if [ -n "$found" ]; then
+        echo "!! $target: failing inputs:" $found >&2
         status=1
     fi
+    rm -f "$stamp"
     echo "== $target: ran $(( $(date +%s) - start ))s"
 done
 exit $status

@@ -373,7 +373,9 @@ impl IndexSet {
                 "The {} index file was {why}; it is not served until a new file is renamed over it",
                 kind_name(slot.kind)
             );
-            let previous = slot.current.compare_and_swap(&Some(served.clone()), None::<Arc<Served>>);
+            let previous = slot
+                .current
+                .compare_and_swap(&Some(served.clone()), None::<Arc<Served>>);
             if previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &served)) {
                 tracing::error!(kind = %slot.kind, path = %served.source, "index file {why}; stopped serving this kind until a new file is renamed over the path");
                 slot.reloads_failed.fetch_add(1, Ordering::Relaxed);

@@ -513,7 +513,12 @@ fn url_secrets(url: &reqwest::Url) -> Vec<String> {
         secrets.push(value.into_owned());
     }
     if let Some(query) = url.query() {
-        secrets.extend(query.split('&').filter_map(|kv| kv.split_once('=')).map(|(_, v)| v.to_owned()));
+        secrets.extend(
+            query
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(_, v)| v.to_owned()),
+        );
     }
     let decoded: Vec<String> = secrets
         .iter()
@@ -549,8 +554,7 @@ fn percent_decode(text: &str) -> Vec<u8> {
     out
 }
 
-impl Ctx {
-}
+impl Ctx {}
 
 /// One request for `prefix`, and on a 200 the validation and storage of its body.
 async fn try_prefix(ctx: &Ctx, prefix: Prefix, etag: Option<&str>) -> Result<Outcome, TryError> {
@@ -639,8 +643,8 @@ async fn try_prefix(ctx: &Ctx, prefix: Prefix, etag: Option<&str>) -> Result<Out
     tokio::task::spawn_blocking(move || {
         store(&state, kind, prefix, raw, gzipped, new_etag, max_range)
     })
-        .await
-        .map_err(|e| TryError::GiveUp(format!("internal error: {e}")))?
+    .await
+    .map_err(|e| TryError::GiveUp(format!("internal error: {e}")))?
 }
 
 /// Validates a received body and stores it compressed (as received when it came gzipped).

@@ -158,7 +158,10 @@ impl StateDir {
         data.push(b'\n');
         data.extend_from_slice(gz_body);
         // A random name created with O_EXCL: never a file planted in advance, never a symlink.
-        let name = path.file_name().expect("prefix path has a name").to_string_lossy();
+        let name = path
+            .file_name()
+            .expect("prefix path has a name")
+            .to_string_lossy();
         let mut temp = tempfile::Builder::new()
             .prefix(&format!(".{name}."))
             .suffix(".tmp")
