@@ -373,13 +373,17 @@ impl IndexSet {
                 "The {} index file was {why}; it is not served until a new file is renamed over it",
                 kind_name(slot.kind)
             );
+            // Held across the swap: a request that finds the slot empty asks `unavailable`,
+            // which waits here and then sees the reason (never a bare "not loaded").
+            let mut withdrawn = slot.withdrawn.lock().expect("not poisoned");
             let previous = slot
                 .current
                 .compare_and_swap(&Some(served.clone()), None::<Arc<Served>>);
             if previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &served)) {
+                *withdrawn = Some((inode, reason));
+                drop(withdrawn);
                 tracing::error!(kind = %slot.kind, path = %served.source, "index file {why}; stopped serving this kind until a new file is renamed over the path");
                 slot.reloads_failed.fetch_add(1, Ordering::Relaxed);
-                *slot.withdrawn.lock().expect("not poisoned") = Some((inode, reason));
             }
         }
     }
