@@ -55,11 +55,18 @@ pub const COUNT_ESCAPE: u32 = 0xFFF;
 /// Longest source label the header holds, in bytes.
 pub const LABEL_MAX: usize = HEADER_LEN - LABEL_OFFSET;
 
+/// Latest build time a header may hold: 9999-12-31T23:59:59Z, in seconds since the Unix epoch.
+/// HTTP dates (the server's `Last-Modified`) have four-digit years, so a later one is refused at
+/// open rather than failing (or panicking) wherever the date is shown.
+pub const MAX_BUILD_TIME: u64 = 253_402_300_799;
+
 // Header field offsets. Nothing outside this module uses them.
 const VERSION_AT: usize = 8;
 const HEADER_LEN_AT: usize = 12;
 const KIND_AT: usize = 16;
 const RECORD_LEN_AT: usize = 17;
+/// Two reserved bytes, always zero.
+const RESERVED_AT: usize = 18;
 const HEADER_CRC_AT: usize = 20;
 const RECORD_COUNT_AT: usize = 24;
 const OVERFLOW_COUNT_AT: usize = 32;
@@ -144,7 +151,8 @@ impl Header {
         out[RECORD_LEN_AT] = self.record_len() as u8;
         put_u64(&mut out, RECORD_COUNT_AT, self.record_count);
         put_u64(&mut out, OVERFLOW_COUNT_AT, self.overflow_count);
-        put_u64(&mut out, BUILD_TIME_AT, self.build_time);
+        // Clamped, so the encoder never writes a header `decode` refuses.
+        put_u64(&mut out, BUILD_TIME_AT, self.build_time.min(MAX_BUILD_TIME));
         put_u64(
             &mut out,
             FILE_LEN_AT,
@@ -208,13 +216,26 @@ impl Header {
                 got: label_len,
             }));
         }
-        let label = String::from_utf8_lossy(&bytes[LABEL_OFFSET..LABEL_OFFSET + label_len]);
+        let label = std::str::from_utf8(&bytes[LABEL_OFFSET..LABEL_OFFSET + label_len])
+            .map_err(|_| HeaderError::Inconsistent(Inconsistency::LabelNotUtf8))?;
+        // Every byte the encoder leaves zero must be zero: nothing unchecked rides in a header.
+        if bytes[RESERVED_AT..HEADER_CRC_AT] != [0, 0]
+            || bytes[LABEL_OFFSET + label_len..].iter().any(|&b| b != 0)
+        {
+            return Err(HeaderError::Inconsistent(Inconsistency::Reserved));
+        }
+        let build_time = get_u64(bytes, BUILD_TIME_AT);
+        if build_time > MAX_BUILD_TIME {
+            return Err(HeaderError::Inconsistent(Inconsistency::BuildTime {
+                got: build_time,
+            }));
+        }
         let header = Header {
             kind,
             record_count: get_u64(bytes, RECORD_COUNT_AT),
             overflow_count: get_u64(bytes, OVERFLOW_COUNT_AT),
-            build_time: get_u64(bytes, BUILD_TIME_AT),
-            label: label.into_owned(),
+            build_time,
+            label: label.to_owned(),
             body_crc: get_u32(bytes, BODY_CRC_AT),
         };
         let stated_len = get_u64(bytes, FILE_LEN_AT);
@@ -307,6 +328,18 @@ pub enum Inconsistency {
     LabelLen {
         /// The stated label length.
         got: usize,
+    },
+    /// The label is not UTF-8.
+    #[error("the label is not UTF-8")]
+    LabelNotUtf8,
+    /// A reserved byte (or a byte after the label) is not zero.
+    #[error("reserved header bytes are not zero")]
+    Reserved,
+    /// The build time is after 9999-12-31, beyond what HTTP dates (and this build) can show.
+    #[error("build time {got} is after 9999-12-31 ({MAX_BUILD_TIME})")]
+    BuildTime {
+        /// The build time in the file, in seconds since the Unix epoch.
+        got: u64,
     },
     /// The record and overflow counts imply a file larger than `u64::MAX` bytes.
     #[error("record counts overflow the file size")]

@@ -7,8 +7,9 @@
 //! # Layout
 //! - [`hash`]: hash kinds, full hashes and 5-hex prefixes; hex parsing and formatting, no I/O.
 //! - [`format`](mod@format): the index file format; the only module that knows the index file's byte layout.
-//! - [`mmap`]: the crate's single `unsafe` operation, mapping a file read-only, with its contract;
-//!   [`IndexBytes`], index bytes mapped or owned.
+//! - [`mmap`]: the crate's only `unsafe` code: mapping a file read-only (with its contract), the
+//!   page-cache residency check and the read lease on the mapped file; [`IndexBytes`], index bytes
+//!   mapped or owned.
 //! - [`index`]: the read side: open with cheap checks, `range`, `lookup`, full `verify`.
 //! - [`writer`]: the write side: encoded blocks in, a complete file committed atomically.
 //! - [`import`]: dump files, gzip, stdin and per-prefix directories in; an index out.

@@ -1,8 +1,9 @@
-//! The crate's one `unsafe` operation, mapping a file read-only, and [`IndexBytes`], the one type
+//! The crate's only `unsafe` code: mapping a file read-only, plus the two system calls about that
+//! mapping that no safe wrapper crate offers (`mincore` for page-cache residency, `fcntl`
+//! `F_SETLEASE` for the read lease that guards the mapped file); and [`IndexBytes`], the one type
 //! for "index bytes, mapped or owned".
 //!
-//! Also the kernel advice for the mapping and the page-cache residency check (`mincore`, which
-//! no safe wrapper crate offers; its one `unsafe` call is here, next to the mapping it inspects).
+//! Also the kernel advice for the mapping.
 //! An index can be larger than RAM; then most reads are page faults that go to the disk, and how
 //! they are read matters more than anything else on the request path:
 //! - [`IndexBytes::advise_random`]: a fault reads the page asked for, not the device's readahead
@@ -112,15 +113,7 @@ impl IndexBytes {
 /// The system page size (cached).
 fn page_size() -> usize {
     static PAGE: OnceLock<usize> = OnceLock::new();
-    *PAGE.get_or_init(|| {
-        // SAFETY: `sysconf` only reads a system constant.
-        let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-        if size > 0 {
-            size as usize
-        } else {
-            4096
-        }
-    })
+    *PAGE.get_or_init(rustix::param::page_size)
 }
 
 impl AsRef<[u8]> for IndexBytes {
@@ -136,5 +129,47 @@ impl AsRef<[u8]> for IndexBytes {
 impl From<Vec<u8>> for IndexBytes {
     fn from(bytes: Vec<u8>) -> Self {
         IndexBytes::Owned(bytes)
+    }
+}
+
+/// Read leases (Linux `F_SETLEASE`), which protect a mapping from in-place modification.
+///
+/// While a read lease is held on the descriptor a mapping was made from, a process that opens the
+/// file for writing or truncates it is blocked by the kernel (for at most
+/// `/proc/sys/fs/lease-break-time` seconds) and this process receives `SIGIO`. Closing the
+/// descriptor releases the lease and lets the writer go on. `SIGIO` ends a process that does not
+/// handle it: install a handler (e.g. `tokio::signal::unix::SignalKind::io()`) before taking a
+/// lease. Neither `rustix` nor `nix` wraps `F_SETLEASE`, hence the two `fcntl` calls here, beside
+/// the mapping they protect.
+pub mod lease {
+    use std::fs::File;
+    use std::io;
+    use std::os::fd::AsRawFd;
+
+    /// Takes a read lease on `file`, which must be open read-only. Fails with `EACCES` when this
+    /// process does not own the file (and lacks `CAP_LEASE`), `EAGAIN` when the file is open for
+    /// writing somewhere, or `EINVAL` on file systems without leases.
+    pub fn take_read(file: &File) -> io::Result<()> {
+        // SAFETY: F_SETLEASE takes an integer argument and reads or writes no memory of ours;
+        // the descriptor is valid, borrowed from `file` for the duration of the call.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) };
+        if rc == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Whether a read lease is held on `file` with no break pending: `false` once a writer has
+    /// asked for the file (the kernel then reports the lease as about to be removed).
+    pub fn is_held(file: &File) -> io::Result<bool> {
+        // SAFETY: F_GETLEASE takes no argument and touches no memory of ours; the descriptor is
+        // valid, borrowed from `file` for the duration of the call.
+        let rc = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_GETLEASE) };
+        if rc == -1 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(rc == libc::F_RDLCK)
+        }
     }
 }

@@ -1,9 +1,13 @@
 //! The write side of an index: encoded record blocks in, a complete file out, committed
 //! atomically (temporary file in the target directory, fsync, rename, fsync the directory).
 
-use std::fs::File;
+use std::fs::{File, Permissions};
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rustix::fs::FlockOperation;
 
 use crate::format::{self, Header};
 use crate::hash::{prefix_of, HashKind, PREFIX_COUNT};
@@ -199,12 +203,15 @@ pub struct AtomicFile {
 }
 
 impl AtomicFile {
-    /// Creates a temporary file in the directory of `target`.
+    /// Creates a temporary file in the directory of `target`, first removing that directory's
+    /// leftovers of killed runs ([`remove_stale_temp_files`]). The file is created with mode
+    /// `0666` less the umask (`0644` typically), so a `serve` running as another user can read
+    /// the committed index, and holds an exclusive `flock` while open, so no other run takes it
+    /// for a leftover.
     pub fn create(target: &Path) -> io::Result<AtomicFile> {
         let dir = parent_dir(target);
-        let temp = tempfile::Builder::new()
-            .prefix(".hibp-mirror-tmp-")
-            .tempfile_in(dir)?;
+        remove_stale_temp_files(dir);
+        let temp = locked_temp_file(dir, TEMP_PREFIX, 0o666)?;
         Ok(AtomicFile {
             temp,
             target: target.to_owned(),
@@ -234,6 +241,80 @@ impl AtomicFile {
         }
         Ok(())
     }
+}
+
+/// Name prefix of the temporary file an index is written to before its rename.
+pub const TEMP_PREFIX: &str = ".hibp-mirror-tmp-";
+
+/// Name prefix of the external sort's run files (next to the output).
+pub const RUN_PREFIX: &str = ".hibp-mirror-run-";
+
+/// Leftovers younger than this are never removed: a live run may have created the file an
+/// instant ago and not yet locked it.
+const STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// Creates a new file `dir/PREFIX<random>` (exclusively: never an existing file or symlink) with
+/// `mode` less the umask, and takes an exclusive `flock` on it that lasts while it is open: the
+/// mark of a live run that [`remove_stale_temp_files`] respects.
+pub fn locked_temp_file(
+    dir: &Path,
+    prefix: &str,
+    mode: u32,
+) -> io::Result<tempfile::NamedTempFile> {
+    let temp = tempfile::Builder::new()
+        .prefix(prefix)
+        .permissions(Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    rustix::fs::flock(temp.as_file(), FlockOperation::NonBlockingLockExclusive)?;
+    Ok(temp)
+}
+
+/// Removes the leftovers of killed runs from `dir`: regular files named [`TEMP_PREFIX`]* or
+/// [`RUN_PREFIX`]* that are older than a minute and whose `flock` nobody holds (a live run holds
+/// its files' locks until it is done with them; the kernel drops them when a process dies, even
+/// by `kill -9`). Never follows symlinks. Returns how many were removed; failures are skipped.
+pub fn remove_stale_temp_files(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(TEMP_PREFIX) || name.starts_with(RUN_PREFIX)) {
+            continue;
+        }
+        let path = entry.path();
+        if remove_if_stale(&path).unwrap_or(false) {
+            tracing::info!(path = %path.display(), "removed a temporary file left by a killed run");
+            removed += 1;
+        }
+    }
+    removed
+}
+
+fn remove_if_stale(path: &Path) -> io::Result<bool> {
+    let meta = std::fs::symlink_metadata(path)?;
+    let old = SystemTime::now()
+        .duration_since(meta.modified()?)
+        .is_ok_and(|age| age >= STALE_AFTER);
+    if !meta.file_type().is_file() || !old {
+        return Ok(false);
+    }
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)?;
+    if rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive).is_err() {
+        return Ok(false); // a live run holds it
+    }
+    // Still the file that was locked (not replaced in between)?
+    let (locked, now) = (file.metadata()?, std::fs::symlink_metadata(path)?);
+    if (locked.dev(), locked.ino()) != (now.dev(), now.ino()) {
+        return Ok(false);
+    }
+    std::fs::remove_file(path)?;
+    Ok(true)
 }
 
 fn parent_dir(path: &Path) -> &Path {

@@ -77,6 +77,8 @@ impl Fixture {
             .arg(&self.sha1_index)
             .arg("--ntlm-index")
             .arg(&self.ntlm_index)
+            // These tests check exact counts; the default (tiers only) has its own test.
+            .arg("--show-counts")
             .args(args)
             .args(files)
             .output()
@@ -408,7 +410,7 @@ fn stdin_and_several_files_and_missing_kind_index() {
     let f = Fixture::new();
     let first = f.file("one.txt", &format!("x:{}\n", sha1("medium")));
     let mut child = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
-        .args(["audit", "--format", "json", "--index"])
+        .args(["audit", "--show-counts", "--format", "json", "--index"])
         .arg(&f.sha1_index)
         .arg(&first)
         .arg("-")
@@ -439,7 +441,7 @@ fn stdin_and_several_files_and_missing_kind_index() {
 #[test]
 fn without_an_index_the_bundled_sample_is_used() {
     let out = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
-        .args(["audit", "--format", "json", "-"])
+        .args(["audit", "--show-counts", "--format", "json", "-"])
         .env_remove("HIBP_MIRROR_INDEX")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -454,4 +456,46 @@ fn without_an_index_the_bundled_sample_is_used() {
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["accounts"][0]["count"], 9_545_824);
     assert!(String::from_utf8_lossy(&out.stderr).contains("bundled samples"));
+}
+
+#[test]
+fn by_default_reports_show_the_tier_and_never_an_exact_count() {
+    // "password" is in the bundled sample 9,545,824 times: that number alone names it.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("dump.txt");
+    std::fs::write(
+        &input,
+        format!("alice:{}\nbob:{}\n", nt("password"), nt("password")),
+    )
+    .unwrap();
+    let audit = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
+            .arg("audit")
+            .args(args)
+            .arg(&input)
+            .env_remove("HIBP_MIRROR_INDEX")
+            .env_remove("HIBP_MIRROR_NTLM_INDEX")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    for format in ["text", "csv", "json"] {
+        let report = audit(&["--format", format]);
+        assert!(
+            !report.contains("9545824") && !report.contains("9,545,824"),
+            "{report}"
+        );
+        assert!(report.contains("critical"), "{format}: {report}");
+        let with_counts = audit(&["--format", format, "--show-counts"]);
+        assert!(with_counts.contains("9545824"), "{format}: {with_counts}");
+    }
 }

@@ -403,3 +403,119 @@ fn check_command_hashes_passwords_without_echoing_them() {
     assert!(!all.contains("password"), "{all}");
     assert!(!all.contains("not-a-breached-pw"));
 }
+
+/// Runs `hibp-mirror import INPUT --output OUT` under `umask`, through `sh`.
+fn import_with_umask(umask: &str, input: &Path, out: &Path) -> std::process::Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask {umask}; exec \"$0\" import \"$1\" --quiet --output \"$2\""
+        ))
+        .arg(env!("CARGO_BIN_EXE_hibp-mirror"))
+        .arg(input)
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn leftovers_of_killed_runs_are_cleaned_but_a_live_runs_are_not_and_the_umask_is_honoured() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let synth = small(20);
+    let input = dir.path().join("dump.txt");
+    fs::write(&input, dump_text(&synth, false, true)).unwrap();
+    let out = dir.path().join("out.idx");
+    let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let plant = |name: &str| {
+        let path = dir.path().join(name);
+        let file = fs::File::create(&path).unwrap();
+        file.set_modified(an_hour_ago).unwrap();
+        (path, file)
+    };
+    // What `kill -9` leaves: files nobody holds a lock on (the kernel drops a dead process's
+    // locks).
+    let (stale_tmp, _) = plant(".hibp-mirror-tmp-Ab12Cd");
+    let (stale_run, _) = plant(".hibp-mirror-run-Ef34Gh");
+    // Another run's, still alive: it holds the lock.
+    let (live, live_file) = plant(".hibp-mirror-run-Live00");
+    rustix::fs::flock(
+        &live_file,
+        rustix::fs::FlockOperation::NonBlockingLockExclusive,
+    )
+    .unwrap();
+
+    let result = import_with_umask("022", &input, &out);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert!(
+        !stale_tmp.exists() && !stale_run.exists(),
+        "stale leftovers were kept"
+    );
+    assert!(live.exists(), "a live run's file was removed");
+    assert_eq!(
+        fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    assert_matches(&support::open_index(&out), &synth);
+
+    let result = import_with_umask("027", &input, &out);
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    assert_eq!(
+        fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+    assert!(live.exists());
+    // Nothing of the runs themselves is left behind.
+    let leftovers: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".hibp-mirror-") && n != ".hibp-mirror-run-Live00")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    drop(live_file);
+}
+
+#[test]
+fn a_line_without_end_is_refused_at_once_with_its_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let synth = small(20);
+    let mut text = dump_text(&synth, false, true);
+    let good_lines = text.iter().filter(|&&b| b == b'\n').count();
+    // 24 MB with no line break after the good lines (the quadratic case), plain and
+    // gzipped, and a long line that does end.
+    text.extend(std::iter::repeat_n(b'A', 24 << 20));
+    let plain = dir.path().join("long.txt");
+    fs::write(&plain, &text).unwrap();
+    let gz = dir.path().join("long.txt.gz");
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&text).unwrap();
+    fs::write(&gz, enc.finish().unwrap()).unwrap();
+    let ended = dir.path().join("ended.txt");
+    fs::write(&ended, [&b"x".repeat(5000)[..], b":1\n"].concat()).unwrap();
+    for (path, line) in [(&plain, good_lines + 1), (&gz, good_lines + 1), (&ended, 1)] {
+        let out = dir.path().join("out.idx");
+        let started = std::time::Instant::now();
+        let result = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
+            .args(["import", "--quiet", "--output"])
+            .arg(&out)
+            .arg(path)
+            .output()
+            .unwrap();
+        eprintln!("{}: refused in {:?}", path.display(), started.elapsed());
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(!result.status.success());
+        let want = format!("{}:{line}: ", path.display());
+        assert!(stderr.contains(&want), "{want}: {stderr}");
+        assert!(stderr.contains("longer than 4096 bytes"), "{stderr}");
+        assert!(!out.exists());
+    }
+}

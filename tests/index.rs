@@ -186,3 +186,43 @@ fn lookup_finds_hashes_far_from_their_interpolated_position() {
         None
     );
 }
+
+#[test]
+fn info_escapes_control_characters_in_the_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("crafted.idx");
+    let label = "import of x\u{1b}[2J\u{1b}[31mred\r\nrecords:          0\u{7}";
+    let hash = [0x5Au8; 20];
+    let bytes = build_in_memory(
+        hibp_mirror::HashKind::Sha1,
+        [(&hash[..], 1u32)],
+        label,
+        1_700_000_000,
+    );
+    std::fs::write(&path, bytes).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
+        .arg("info")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        !stdout.chars().any(|c| c.is_control() && c != '\n'),
+        "{stdout:?}"
+    );
+    // The label's fake "records:" line stays on the source line.
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("records:")).count(),
+        1,
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r"import of x\u{1b}[2J\u{1b}[31mred\r\nrecords:          0\u{7}"),
+        "{stdout}"
+    );
+}

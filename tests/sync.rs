@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
+use http_body_util::{Either, Full};
+use hyper::body::{Body, Frame, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
@@ -53,6 +53,12 @@ struct Config {
     always_bad: HashSet<u32>,
     /// Prefixes that never get an answer.
     hang: HashSet<u32>,
+    /// Prefixes answered with a gzip bomb (1 GiB of zeros in ~1 MB).
+    bomb: HashSet<u32>,
+    /// Prefixes answered with a body that never ends.
+    endless: HashSet<u32>,
+    /// Prefixes answered 404.
+    not_found: HashSet<u32>,
 }
 
 impl Config {
@@ -65,6 +71,9 @@ impl Config {
             faults: Mutex::new(HashMap::new()),
             always_bad: HashSet::new(),
             hang: HashSet::new(),
+            bomb: HashSet::new(),
+            endless: HashSet::new(),
+            not_found: HashSet::new(),
         }
     }
 
@@ -161,7 +170,71 @@ fn etag(synth: &Synth, prefix: u32) -> String {
     format!("\"{:x}-{prefix:05X}\"", synth.seed)
 }
 
+/// A response body of `0` bytes that never ends.
+struct Endless;
+
+impl Body for Endless {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        static CHUNK: [u8; 64 * 1024] = [b'0'; 64 * 1024];
+        std::task::Poll::Ready(Some(Ok(Frame::data(Bytes::from_static(&CHUNK)))))
+    }
+}
+
+/// gzip data that inflates to 1 GiB of zeros: one 16 MiB member, repeated 64 times (readers of
+/// concatenated members must take them all).
+fn gzip_bomb() -> Bytes {
+    static BOMB: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    BOMB.get_or_init(|| {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        enc.write_all(&vec![0u8; 16 << 20]).unwrap();
+        let member = enc.finish().unwrap();
+        Bytes::from(member.repeat(64))
+    })
+    .clone()
+}
+
+type Answer = Response<Either<Full<Bytes>, Endless>>;
+
 async fn handle(
+    config: &Config,
+    stats: &Stats,
+    req: Request<Incoming>,
+) -> Result<Answer, std::io::Error> {
+    let prefix = req
+        .uri()
+        .path()
+        .strip_prefix("/range/")
+        .and_then(|p| Prefix::parse(p.as_bytes()).ok())
+        .map(|p| p.value());
+    if let Some(prefix) = prefix {
+        if config.bomb.contains(&prefix) {
+            stats.requests.fetch_add(1, Ordering::SeqCst);
+            let mut resp = Response::new(Either::Left(Full::new(gzip_bomb())));
+            resp.headers_mut()
+                .insert("content-encoding", "gzip".parse().unwrap());
+            return Ok(resp);
+        }
+        if config.endless.contains(&prefix) {
+            stats.requests.fetch_add(1, Ordering::SeqCst);
+            return Ok(Response::new(Either::Right(Endless)));
+        }
+        if config.not_found.contains(&prefix) {
+            stats.requests.fetch_add(1, Ordering::SeqCst);
+            return Ok(status(StatusCode::NOT_FOUND).map(Either::Left));
+        }
+    }
+    handle_full(config, stats, req)
+        .await
+        .map(|resp| resp.map(Either::Left))
+}
+
+async fn handle_full(
     config: &Config,
     stats: &Stats,
     req: Request<Incoming>,
@@ -473,6 +546,208 @@ fn killed_sync_resumes_without_refetching_done_prefixes() {
     let out = run(sync_cmd(&healthy, dir.path(), range, &[]));
     assert!(out.status.success());
     assert_eq!(healthy.count(|s| &s.not_modified), u64::from(LAST + 1));
+}
+
+/// Runs `cmd`, sampling the child's peak resident memory (`VmHWM`) until it exits.
+fn run_measured(mut cmd: Command) -> (Output, u64) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let status_path = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0u64;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(status) = std::fs::read_to_string(&status_path) {
+            if let Some(kib) = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            {
+                peak_kib = peak_kib.max(kib);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out = child.wait_with_output().unwrap();
+    eprintln!("stdout: {}", String::from_utf8_lossy(&out.stdout));
+    eprintln!("stderr: {}", String::from_utf8_lossy(&out.stderr));
+    (out, peak_kib)
+}
+
+#[test]
+fn gzip_bomb_and_endless_body_are_refused_per_prefix_within_bounded_memory() {
+    const LAST: u32 = 0xF;
+    let mut config = Config::new(HashKind::Sha1, Synth::new(20, 31, 1, 20));
+    config.bomb = HashSet::from([2]);
+    config.endless = HashSet::from([3]);
+    let upstream = Upstream::start(config);
+    let _ = gzip_bomb(); // built before the clock starts
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let (out, peak_kib) = run_measured(sync_cmd(
+        &upstream,
+        dir.path(),
+        "00000-0000F",
+        &["--max-tries", "2", "--timeout", "30", "--allow-gaps"],
+    ));
+    let elapsed = started.elapsed();
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "prefix 00002 failed: body inflates to more than 4194304 bytes, refused \
+             (limit: --max-range-bytes)"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "prefix 00003 failed: body larger than 2097152 bytes, refused \
+             (limit: --max-body-bytes)"
+        ),
+        "{stderr}"
+    );
+    // Refused as the limits pass (the messages above, not "timed out"), and without inflating
+    // the bomb or buffering the endless body.
+    eprintln!("refused in {elapsed:?}");
+    assert!(
+        peak_kib < 200 * 1024,
+        "peak RSS {peak_kib} KiB: the bomb or the endless body was buffered"
+    );
+    assert_index_matches(&dir.path().join("out.idx"), &upstream.config, LAST, &[2, 3]);
+
+    // Both limits are configurable: tiny ones refuse even real bodies, each prefix on its own.
+    let dir = tempfile::tempdir().unwrap();
+    let out = run(sync_cmd(
+        &upstream,
+        dir.path(),
+        "00004-00005",
+        &["--max-body-bytes", "100", "--max-range-bytes", "200000"],
+    ));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("prefix 00004 failed: body larger than 100 bytes"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("prefix 00005 failed: body larger than 100 bytes"),
+        "{stderr}"
+    );
+    let out = run(sync_cmd(
+        &upstream,
+        dir.path(),
+        "00004-00005",
+        &["--max-range-bytes", "100"],
+    ));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("prefix 00004 failed: body inflates to more than 100 bytes"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn credentials_in_the_upstream_url_never_appear_in_messages() {
+    let mut config = Config::new(HashKind::Sha1, Synth::new(20, 41, 1, 20));
+    config.not_found = HashSet::from([1]);
+    let upstream = Upstream::start(config);
+    let dir = tempfile::tempdir().unwrap();
+    let with_userinfo = |url: &str| url.replacen("://", "://user:s3cret@", 1);
+
+    // A 404 names the URL: redacted.
+    let cmd = sync_cmd(&upstream, dir.path(), "00000-00003", &["--allow-gaps"]);
+    let args: Vec<String> = cmd
+        .get_args()
+        .map(|a| a.to_string_lossy().into_owned())
+        .map(|a| {
+            if a == upstream.url() {
+                with_userinfo(&a)
+            } else {
+                a
+            }
+        })
+        .collect();
+    let mut cmd = Command::new(cmd.get_program());
+    cmd.args(&args);
+    let out = run(cmd);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let shown = format!("http://***@{}/range/00001", upstream.addr);
+    assert!(
+        stderr.contains(&format!(
+            "prefix 00001 failed: HTTP 404 Not Found from {shown}"
+        )),
+        "{stderr}"
+    );
+    // The credentials really were sent (the upstream saw requests), and never printed.
+    assert!(upstream.count(|s| &s.requests) >= 4);
+    for text in [&stderr, &stdout] {
+        assert!(
+            !text.contains("s3cret") && !text.contains("user:"),
+            "{text}"
+        );
+    }
+    let info = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
+        .arg("info")
+        .arg(dir.path().join("out.idx"))
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(info.contains(&upstream.addr.to_string()), "{info}");
+    assert!(!info.contains("s3cret") && !info.contains("user"), "{info}");
+
+    // Refused URLs and unreachable upstreams: redacted too.
+    for url in [
+        "ftp://user:s3cret@example.invalid/".to_owned(),
+        "http://user:s3cret@127.0.0.1:1".to_owned(),
+        "http://127.0.0.1:1/?token=s3cret".to_owned(),
+        "http://user:s3cret@[::1".to_owned(),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
+            .arg("sync")
+            .arg("--upstream")
+            .arg(&url)
+            .arg("--output")
+            .arg(dir.path().join("other.idx"))
+            .args(["--prefixes", "00000", "--quiet", "--max-tries", "1"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{url}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        eprintln!("{url}: {stderr}");
+        assert!(!stderr.is_empty());
+        for text in [&stderr, &stdout] {
+            assert!(!text.contains("s3cret"), "{url}: {text}");
+        }
+    }
+}
+
+#[test]
+fn a_planted_symlink_in_the_state_directory_is_never_followed() {
+    let upstream = Upstream::start(Config::new(HashKind::Sha1, Synth::new(20, 51, 1, 20)));
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::fs::create_dir_all(state.join("00")).unwrap();
+    // The temp names of earlier versions, and the prefix file itself.
+    for name in [".00000.tmp", ".00001.tmp", "00002"] {
+        std::os::unix::fs::symlink(&victim, state.join("00").join(name)).unwrap();
+    }
+    let out = run(sync_cmd(&upstream, dir.path(), "00000-0000F", &[]));
+    assert!(out.status.success());
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    // The planted prefix file was replaced by a real one, not written through.
+    assert!(!std::fs::symlink_metadata(state.join("00").join("00002"))
+        .unwrap()
+        .file_type()
+        .is_symlink());
+    assert_index_matches(&dir.path().join("out.idx"), &upstream.config, 0xF, &[]);
 }
 
 /// The throughput figure in README-ops.md, not a pass/fail test:

@@ -45,6 +45,9 @@ pub struct Render {
     pub format: ReportFormat,
     /// Print each account's hash (off by default: the report may travel further than the dump).
     pub show_hashes: bool,
+    /// Print exact breach counts. Off by default: reports get shared, and an exact count names
+    /// the password (9,545,824 is "password"); the severity tier is shown instead.
+    pub show_counts: bool,
 }
 
 impl Render {
@@ -76,11 +79,11 @@ impl Render {
             .max()
             .unwrap_or(0)
             .clamp(7, 40);
-        write!(
-            out,
-            "{:<width$}  {:>10}  {:<8}  SOURCE",
-            "ACCOUNT", "COUNT", "SEVERITY"
-        )?;
+        write!(out, "{:<width$}  ", "ACCOUNT")?;
+        if self.show_counts {
+            write!(out, "{:>10}  ", "COUNT")?;
+        }
+        write!(out, "{:<8}  SOURCE", "SEVERITY")?;
         if self.show_hashes {
             write!(out, "  HASH")?;
         }
@@ -90,12 +93,11 @@ impl Render {
                 (Some(c), Some(s)) => (c.to_string(), s.name()),
                 _ => ("-".into(), "unchecked"),
             };
-            write!(
-                out,
-                "{:<width$}  {count:>10}  {severity:<8}  {}",
-                report.account_name(a),
-                report.source(a.file, a.line)
-            )?;
+            write!(out, "{:<width$}  ", report.account_name(a))?;
+            if self.show_counts {
+                write!(out, "{count:>10}  ")?;
+            }
+            write!(out, "{severity:<8}  {}", report.source(a.file, a.line))?;
             if self.show_hashes {
                 write!(out, "  {}", a.hash)?;
             }
@@ -120,7 +122,9 @@ impl Render {
                     ));
                 }
                 let breached = match (first.count, first.severity) {
-                    (Some(c), Some(s)) => format!("breached {c} times, {s}"),
+                    (Some(c), Some(s)) if self.show_counts => format!("breached {c} times, {s}"),
+                    (Some(0), Some(s)) => format!("not breached, {s}"),
+                    (Some(_), Some(s)) => format!("breached, {s}"),
                     _ => "unchecked".into(),
                 };
                 write!(
@@ -139,7 +143,11 @@ impl Render {
     }
 
     fn write_csv(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
-        write!(out, "user,file,line,kind,count,severity")?;
+        write!(out, "user,file,line,kind,")?;
+        if self.show_counts {
+            write!(out, "count,")?;
+        }
+        write!(out, "severity")?;
         if self.show_hashes {
             write!(out, ",hash")?;
         }
@@ -148,14 +156,16 @@ impl Render {
             let user = a.user.unwrap_or("");
             write!(
                 out,
-                "{},{},{},{},{},{}",
+                "{},{},{},{},",
                 csv_field(user),
                 csv_field(&report.files[a.file]),
                 a.line,
                 a.hash.kind(),
-                a.count.map_or(String::new(), |c| c.to_string()),
-                a.severity.map_or("unchecked", Severity::name),
             )?;
+            if self.show_counts {
+                write!(out, "{},", a.count.map_or(String::new(), |c| c.to_string()))?;
+            }
+            write!(out, "{}", a.severity.map_or("unchecked", Severity::name))?;
             if self.show_hashes {
                 write!(out, ",{}", a.hash)?;
             }
@@ -177,9 +187,11 @@ impl Render {
                     "file": report.files[a.file],
                     "line": a.line,
                     "kind": a.hash.kind().name(),
-                    "count": a.count,
                     "severity": a.severity.map(Severity::name),
                 });
+                if self.show_counts {
+                    v["count"] = json!(a.count);
+                }
                 if self.show_hashes {
                     v["hash"] = json!(a.hash.to_hex());
                 }
@@ -193,10 +205,12 @@ impl Render {
                 let first = &report.accounts[g.members[0]];
                 let mut v = json!({
                     "size": g.members.len(),
-                    "count": first.count,
                     "severity": first.severity.map(Severity::name),
                     "accounts": g.members.iter().map(|&i| report.account_name(&report.accounts[i])).collect::<Vec<_>>(),
                 });
+                if self.show_counts {
+                    v["count"] = json!(first.count);
+                }
                 if self.show_hashes {
                     v["hash"] = json!(first.hash.to_hex());
                 }

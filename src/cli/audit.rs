@@ -32,6 +32,10 @@ pub struct AuditArgs {
     /// Print each account's hash too.
     #[arg(long)]
     show_hashes: bool,
+    /// Print exact breach counts (by default only the severity tier: an exact count can name
+    /// the password, and reports get shared).
+    #[arg(long)]
+    show_counts: bool,
     /// Severity thresholds LOW,MEDIUM,HIGH,CRITICAL (smallest count of each tier).
     #[arg(long, value_name = "L,M,H,C", visible_alias = "thresholds", default_value_t = Thresholds::DEFAULT)]
     severity_thresholds: Thresholds,
@@ -76,6 +80,7 @@ impl AuditArgs {
         Render {
             format: self.format,
             show_hashes: self.show_hashes,
+            show_counts: self.show_counts,
         }
     }
 }

@@ -33,7 +33,8 @@ pub fn run(args: InfoArgs) -> Result<()> {
     println!("records:          {}", header.record_count);
     println!("overflow counts:  {}", header.overflow_count);
     println!("build time:       {} (unix seconds)", header.build_time);
-    println!("source:           {}", header.label);
+    // The label comes from the file: control characters (terminal escapes, CR) are shown escaped.
+    println!("source:           {}", escape_controls(&header.label));
     println!(
         "prefixes present: {present} of {PREFIX_COUNT} ({} empty)",
         PREFIX_COUNT - present
@@ -57,4 +58,18 @@ pub fn verify(args: VerifyArgs) -> Result<()> {
         .with_context(|| format!("{} is corrupt", path.display()))?;
     println!("{}: OK ({} records)", path.display(), index.len());
     Ok(())
+}
+
+/// `text` with every control character escaped (`\u{1b}`, `\r`, `\n`), so a crafted label
+/// cannot move the cursor, recolour or rewrite the terminal.
+fn escape_controls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }

@@ -173,6 +173,7 @@ impl ServeArgs {
             max_connection_age: Some(self.max_connection_age.0).filter(|d| !d.is_zero()),
             tcp_keepalive: Some(self.tcp_keepalive.0).filter(|d| !d.is_zero()),
             log_prefixes: self.log_prefixes,
+            file_leases: true,
         }
     }
 }

@@ -46,6 +46,15 @@ pub struct SyncArgs {
     #[arg(long, value_name = "SECS", value_parser = Seconds::parse_positive,
           default_value_t = Seconds(sync::DEFAULT_TIMEOUT))]
     timeout: Seconds,
+    /// Largest body accepted per range as received (compressed when gzipped), in bytes; a larger
+    /// or endless body fails that prefix as soon as it passes the limit.
+    #[arg(long, value_name = "BYTES", default_value_t = sync::DEFAULT_MAX_BODY_BYTES,
+          value_parser = at_least_one::<u64>)]
+    max_body_bytes: u64,
+    /// Largest body accepted per range after decompression, in bytes (stops gzip bombs).
+    #[arg(long, value_name = "BYTES", default_value_t = sync::DEFAULT_MAX_RANGE_BYTES,
+          value_parser = at_least_one::<u64>)]
+    max_range_bytes: u64,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -85,6 +94,8 @@ impl SyncArgs {
         opts.max_tries = self.max_tries;
         opts.timeout = self.timeout.0;
         opts.retry_base = Duration::from_millis(self.retry_base_ms);
+        opts.max_body_bytes = self.max_body_bytes;
+        opts.max_range_bytes = self.max_range_bytes;
         opts
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
 
-use super::parse::LineShape;
+use super::parse::{LineShape, MAX_LINE_BYTES};
 use crate::hash::{Prefix, PREFIX_HEX_LEN};
 
 /// Target size of one chunk of dump text. Big enough to amortise per-chunk work, small enough
@@ -212,11 +212,15 @@ fn cut_stream(
         if !eof {
             match memchr::memrchr(b'\n', &buf[before.min(buf.len())..]) {
                 Some(i) => carry.extend_from_slice(&buf[before + i + 1..]),
-                None => {
-                    // One line longer than a chunk: keep reading until it ends.
+                // The chunk ends inside a line. A normal one is carried into the next chunk;
+                // one already longer than any dump line is handed to the parser as is, which
+                // refuses it with its FILE:LINE (reading on to find its end would copy the
+                // growing line into every new buffer: quadratic).
+                None if buf.len() <= MAX_LINE_BYTES => {
                     carry = buf;
                     continue;
                 }
+                None => {}
             }
             buf.truncate(buf.len() - carry.len());
         }

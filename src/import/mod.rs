@@ -272,12 +272,24 @@ fn parse_batches(
                     if let Some(tx) = kind_tx.take() {
                         let _ = tx.send(None);
                     }
+                    let first_line_len =
+                        memchr::memchr(b'\n', &first.data).unwrap_or(first.data.len());
+                    let found = if first_line_len > parse::MAX_LINE_BYTES {
+                        format!(
+                            "a line longer than {} bytes (not a dump file, or line breaks are \
+                             missing)",
+                            parse::MAX_LINE_BYTES
+                        )
+                    } else {
+                        "neither".to_owned()
+                    };
                     return Err(ImportError::Line {
                         file: first.file.to_string(),
                         line: 1,
-                        message: "expected HASH:COUNT with a 40-hex SHA-1 or 32-hex NTLM hash \
-                                  (or a 35/27-hex suffix in a range file), found neither"
-                            .into(),
+                        message: format!(
+                            "expected HASH:COUNT with a 40-hex SHA-1 or 32-hex NTLM hash \
+                             (or a 35/27-hex suffix in a range file), found {found}"
+                        ),
                     });
                 }
             }

@@ -73,6 +73,11 @@ pub(crate) fn detect_kind(text: &[u8], shape: LineShape) -> Option<HashKind> {
     }
 }
 
+/// Longest line the importer reads: a dump line is under 60 bytes. A longer one (a file without
+/// line breaks, binary data) is refused at once with its FILE:LINE, instead of being buffered
+/// whole while the reader looks for its end.
+pub(crate) const MAX_LINE_BYTES: usize = 4096;
+
 /// Parses every line of `text`.
 pub(crate) fn parse_chunk(
     text: &[u8],
@@ -204,6 +209,12 @@ fn describe_bad_hash(line: &[u8], kind: HashKind, shape: LineShape) -> String {
     let expected = format!("expected {} followed by ':COUNT'", shape.what(kind));
     if line.is_empty() {
         return format!("{expected}, found an empty line");
+    }
+    if line.len() > MAX_LINE_BYTES {
+        return format!(
+            "{expected}, found a line longer than {MAX_LINE_BYTES} bytes (not a dump file, or \
+             line breaks are missing)"
+        );
     }
     let Some(colon) = memchr::memchr(b':', line) else {
         return format!("{expected}, found no ':' in {}", show(line));

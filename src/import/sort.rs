@@ -167,9 +167,8 @@ impl Sorter {
         if let Some(pair) = self.buffer.windows(2).find(|w| w[0].hash == w[1].hash) {
             return Err(duplicate(&pair[0], &pair[1]));
         }
-        let run = tempfile::Builder::new()
-            .prefix(".hibp-mirror-run-")
-            .tempfile_in(&self.dir)?;
+        // Locked while open, so a concurrent run never takes it for a killed run's leftover.
+        let run = crate::writer::locked_temp_file(&self.dir, crate::writer::RUN_PREFIX, 0o600)?;
         let mut out = BufWriter::with_capacity(1 << 20, run.as_file());
         for record in &self.buffer {
             let at = record.at.expect("buffered records have a location");

@@ -182,6 +182,9 @@ impl App {
         };
         let guard = self.indexes.load(kind);
         let Some(served) = guard.as_ref() else {
+            if let Some(reason) = self.indexes.unavailable(kind) {
+                return text(StatusCode::SERVICE_UNAVAILABLE, reason);
+            }
             let reason = match kind {
                 HashKind::Ntlm => NTLM_NOT_LOADED,
                 HashKind::Sha1 => SHA1_NOT_LOADED,
@@ -251,6 +254,9 @@ impl App {
         let count = {
             let guard = self.indexes.load(hash.kind());
             let Some(served) = guard.as_ref() else {
+                if let Some(reason) = self.indexes.unavailable(hash.kind()) {
+                    return json_error(StatusCode::SERVICE_UNAVAILABLE, &reason);
+                }
                 return json_error(
                     StatusCode::BAD_REQUEST,
                     &format!("no {} index is loaded on this server", hash.kind().label()),

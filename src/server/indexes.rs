@@ -4,11 +4,22 @@
 //! Each request loads the current [`Served`] index once (an `ArcSwap` load, lock-free) and keeps
 //! it until its body is rendered, so a reload never changes an index under a request. The old
 //! mapping is unmapped when the last request holding it is done.
+//!
+//! A file modified in place (truncated, or overwritten by `cp`) must not take the process down
+//! with `SIGBUS`. Once [`IndexSet::enable_leases`] has run (the server does so after installing
+//! its `SIGIO` handler), every served file holds a read lease ([`crate::mmap::lease`]): a writer's
+//! `open` or `truncate` waits while this process, told by `SIGIO`, stops serving that kind
+//! ([`IndexSet::check_in_place`]) and drops the mapping; the lease goes with the last
+//! [`Served`] handle. Where no lease can be taken (another user's file, a file system without
+//! leases), every watch tick compares the mapped file's size and modification time with those
+//! at load instead. Either way the kind answers 503 with the reason until a new file (another
+//! inode) is renamed over the path.
 
 use std::fmt;
+use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -17,8 +28,8 @@ use hyper::header::HeaderValue;
 
 use crate::format::Header;
 use crate::hash::HashKind;
-use crate::index::{Index, OpenPathError};
-use crate::mmap::IndexBytes;
+use crate::index::{Index, OpenError, OpenPathError};
+use crate::mmap::{lease, IndexBytes};
 use crate::sample;
 
 /// Where a kind's index comes from.
@@ -56,13 +67,21 @@ pub struct FileId {
 impl FileId {
     /// The identity of the file now at `path`.
     pub fn of(path: &Path) -> std::io::Result<FileId> {
-        let meta = std::fs::metadata(path)?;
-        Ok(FileId {
+        Ok(FileId::from_meta(&std::fs::metadata(path)?))
+    }
+
+    fn from_meta(meta: &std::fs::Metadata) -> FileId {
+        FileId {
             dev: meta.dev(),
             ino: meta.ino(),
             mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
             len: meta.len(),
-        })
+        }
+    }
+
+    /// `(device, inode)`: the file itself, whatever is done to its contents.
+    fn inode(&self) -> (u64, u64) {
+        (self.dev, self.ino)
     }
 }
 
@@ -75,6 +94,11 @@ pub struct Served {
     source: IndexSource,
     /// Identity of the file it was loaded from, to notice when the path is replaced.
     file_id: Option<FileId>,
+    /// The descriptor the mapping was made from: holds the read lease (released when the last
+    /// handle drops and this closes) and is checked for in-place changes.
+    file: Option<File>,
+    /// Whether a read lease is held on `file`.
+    leased: AtomicBool,
     /// The entity tag's opaque part (no quotes): kind, body CRC, build time and record count, so
     /// it changes whenever the index does and never depends on request data.
     tag: Box<str>,
@@ -87,13 +111,24 @@ pub struct Served {
 }
 
 impl Served {
-    fn new(index: Index<IndexBytes>, source: IndexSource, file_id: Option<FileId>) -> Served {
+    fn new(
+        index: Index<IndexBytes>,
+        source: IndexSource,
+        file_id: Option<FileId>,
+        file: Option<File>,
+    ) -> Served {
         let header = index.header();
         let tag = format!(
             "{}-{:08x}-{:x}-{:x}",
             header.kind, header.body_crc, header.build_time, header.record_count
         );
-        let built = UNIX_EPOCH + Duration::from_secs(header.build_time);
+        // `Header::decode` refuses build times past 9999-12-31, which HTTP dates cannot show;
+        // checked anyway, so no header can make this panic.
+        let built = UNIX_EPOCH
+            .checked_add(Duration::from_secs(
+                header.build_time.min(crate::format::MAX_BUILD_TIME),
+            ))
+            .unwrap_or(UNIX_EPOCH);
         Served {
             etag: HeaderValue::from_str(&format!("\"{tag}\"")).expect("tag is ASCII"),
             etag_weak: HeaderValue::from_str(&format!("W/\"{tag}\"")).expect("tag is ASCII"),
@@ -103,6 +138,40 @@ impl Served {
             index,
             source,
             file_id,
+            file,
+            leased: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes the read lease on the mapped file, if not yet held; logs (once per load) when it
+    /// cannot be taken, in which case in-place changes are caught by polling instead.
+    fn take_lease(&self) {
+        let Some(file) = &self.file else { return };
+        if self.leased.load(Ordering::Relaxed) {
+            return;
+        }
+        match lease::take_read(file) {
+            Ok(()) => self.leased.store(true, Ordering::Relaxed),
+            Err(e) => tracing::warn!(
+                path = %self.source,
+                error = %e,
+                "no read lease on the index file; in-place changes are detected by polling \
+                 only (replace index files by rename)"
+            ),
+        }
+    }
+
+    /// Why the mapped file can no longer be trusted, if it was changed in place: its lease was
+    /// broken by a writer, or its size or modification time differ from those at load.
+    fn changed_in_place(&self) -> Option<&'static str> {
+        let file = self.file.as_ref()?;
+        if self.leased.load(Ordering::Relaxed) && !lease::is_held(file).unwrap_or(false) {
+            return Some("opened for writing or truncated in place");
+        }
+        let now = file.metadata().ok().map(|m| FileId::from_meta(&m));
+        match (now, self.file_id) {
+            (Some(now), Some(then)) if now != then => Some("modified in place"),
+            _ => None,
         }
     }
 
@@ -183,6 +252,19 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// Whether the failure lies outside the file (opening or mapping it failed: out of file
+    /// descriptors, memory or address space), so the same file may load on the next try. A file
+    /// that failed validation is not transient.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            LoadError::Stat { .. } => true,
+            LoadError::Open(e) => matches!(e.source, OpenError::Io(_)),
+            LoadError::WrongKind { .. } => false,
+        }
+    }
+}
+
 /// One kind's slot.
 struct Slot {
     /// The kind the slot serves.
@@ -193,6 +275,12 @@ struct Slot {
     current: ArcSwapOption<Served>,
     /// Identity of the last file refused, so a bad file is logged once, not on every poll.
     refused: Mutex<Option<FileId>>,
+    /// The file withdrawn because it was changed in place: its `(device, inode)` (never loaded
+    /// again; only another file renamed over the path is) and the reason `/range` gives.
+    withdrawn: Mutex<Option<((u64, u64), String)>>,
+    /// Identity of the last file whose load failed for a reason outside the file (`EMFILE`,
+    /// `ENOMEM`): retried on every poll, logged once.
+    transient: Mutex<Option<FileId>>,
     /// Successful reloads, for `/metrics`.
     reloads_ok: AtomicU64,
     /// Refused reloads, for `/metrics`.
@@ -203,6 +291,8 @@ struct Slot {
 pub struct IndexSet {
     /// SHA-1 then NTLM.
     slots: [Slot; 2],
+    /// Whether served files get a read lease (set once a `SIGIO` handler is installed).
+    leases: AtomicBool,
 }
 
 impl IndexSet {
@@ -217,6 +307,7 @@ impl IndexSet {
                 Slot::new(HashKind::Sha1, sha1),
                 Slot::new(HashKind::Ntlm, ntlm),
             ],
+            leases: AtomicBool::new(false),
         };
         for slot in &set.slots {
             if let Some(source) = &slot.source {
@@ -248,6 +339,60 @@ impl IndexSet {
     /// The index currently served for `kind`, as an owned handle.
     pub fn get(&self, kind: HashKind) -> Option<Arc<Served>> {
         self.slot(kind).current.load_full()
+    }
+
+    /// Takes a read lease on every served file from now on (see the module docs).
+    ///
+    /// Call only with a `SIGIO` handler installed for the rest of the process's life (tokio's
+    /// `signal(SignalKind::io())` is one): `SIGIO` ends a process that does not handle it. On each
+    /// `SIGIO`, call [`IndexSet::check_in_place`].
+    pub fn enable_leases(&self) {
+        self.leases.store(true, Ordering::SeqCst);
+        for slot in &self.slots {
+            if let Some(served) = slot.current.load_full() {
+                served.take_lease();
+            }
+        }
+    }
+
+    /// Stops serving every kind whose mapped file was changed in place (lease broken, or size or
+    /// modification time changed); that kind answers 503 with the reason until another file is
+    /// renamed over the path. Dropping the slot's handle lets the mapping (and the lease, which
+    /// holds up the writer) go once in-flight requests finish. Cheap: call it on every `SIGIO`
+    /// and every watch tick.
+    pub fn check_in_place(&self) {
+        for slot in &self.slots {
+            let Some(served) = slot.current.load_full() else {
+                continue;
+            };
+            let Some(why) = served.changed_in_place() else {
+                continue;
+            };
+            let inode = served.file_id.map(|id| id.inode()).unwrap_or_default();
+            let reason = format!(
+                "The {} index file was {why}; it is not served until a new file is renamed over it",
+                kind_name(slot.kind)
+            );
+            // Held across the swap: a request that finds the slot empty asks `unavailable`,
+            // which waits here and then sees the reason (never a bare "not loaded").
+            let mut withdrawn = slot.withdrawn.lock().expect("not poisoned");
+            let previous = slot
+                .current
+                .compare_and_swap(&Some(served.clone()), None::<Arc<Served>>);
+            if previous.as_ref().is_some_and(|p| Arc::ptr_eq(p, &served)) {
+                *withdrawn = Some((inode, reason));
+                drop(withdrawn);
+                tracing::error!(kind = %slot.kind, path = %served.source, "index file {why}; stopped serving this kind until a new file is renamed over the path");
+                slot.reloads_failed.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Why `kind` is not being served although configured (its file was changed in place).
+    pub fn unavailable(&self, kind: HashKind) -> Option<String> {
+        let slot = self.slot(kind);
+        let withdrawn = slot.withdrawn.lock().expect("not poisoned");
+        withdrawn.as_ref().map(|(_, reason)| reason.clone())
     }
 
     /// `(successful, refused)` reloads of `kind` so far.
@@ -284,6 +429,13 @@ impl IndexSet {
                 return Err(err);
             }
         };
+        self.check_in_place();
+        if let Some((inode, _)) = &*slot.withdrawn.lock().expect("not poisoned") {
+            // The file changed in place is never mapped again, even on SIGHUP: only a new file.
+            if *inode == id.inode() {
+                return Ok(ReloadOutcome::Unchanged);
+            }
+        }
         if !force {
             let current = slot.current.load();
             let served = current.as_ref().and_then(|s| s.file_id);
@@ -299,10 +451,27 @@ impl IndexSet {
                     build_time: header.build_time,
                 };
                 tracing::info!(kind = %kind, path = %path.display(), records = header.record_count, build_time = header.build_time, "index reloaded");
+                if self.leases.load(Ordering::SeqCst) {
+                    served.take_lease();
+                }
                 slot.current.store(Some(Arc::new(served)));
                 *slot.refused.lock().expect("not poisoned") = None;
+                *slot.withdrawn.lock().expect("not poisoned") = None;
+                *slot.transient.lock().expect("not poisoned") = None;
                 slot.reloads_ok.fetch_add(1, Ordering::Relaxed);
                 Ok(outcome)
+            }
+            Err(err) if err.is_transient() => {
+                // Out of descriptors or memory, say: not the file's fault. Not remembered as
+                // refused, so the next poll tries the same file again; logged and counted once
+                // per file until it loads or is replaced.
+                let mut transient = slot.transient.lock().expect("not poisoned");
+                if force || *transient != Some(id) {
+                    tracing::error!(kind = %kind, error = %err, "index reload failed, will retry; still serving the previous index");
+                    slot.reloads_failed.fetch_add(1, Ordering::Relaxed);
+                }
+                *transient = Some(id);
+                Err(err)
             }
             Err(err) => {
                 tracing::error!(kind = %kind, error = %err, "index reload refused; still serving the previous index");
@@ -330,7 +499,10 @@ impl IndexSet {
             ticker.tick().await;
             let set = self.clone();
             // Opening checks the 8 MiB prefix table: keep it off the request workers.
-            let _ = tokio::task::spawn_blocking(move || set.reload_all(false)).await;
+            if let Err(e) = tokio::task::spawn_blocking(move || set.reload_all(false)).await {
+                // A bug, not a bad file (those are refused and counted): never swallowed.
+                tracing::error!(error = %e, "index reload task failed");
+            }
         }
     }
 }
@@ -350,6 +522,8 @@ impl Slot {
             source,
             current: ArcSwapOption::empty(),
             refused: Mutex::new(None),
+            withdrawn: Mutex::new(None),
+            transient: Mutex::new(None),
             reloads_ok: AtomicU64::new(0),
             reloads_failed: AtomicU64::new(0),
         }
@@ -362,6 +536,7 @@ fn load(kind: HashKind, source: &IndexSource) -> Result<Served, LoadError> {
             sample::sample_index(kind),
             IndexSource::Sample,
             None,
+            None,
         )),
         IndexSource::File(path) => {
             let id = FileId::of(path).map_err(|source| LoadError::Stat {
@@ -373,15 +548,26 @@ fn load(kind: HashKind, source: &IndexSource) -> Result<Served, LoadError> {
     }
 }
 
-/// Maps `path`, recording `id` (taken just before) as its identity. If the file is replaced
-/// between the two, the next poll sees a different identity and loads it again: never a missed
-/// change, at worst one extra reload.
+/// Maps `path`, recording the opened file's identity (`id`, taken just before from the path, is
+/// the fallback if `fstat` fails). If the path is replaced meanwhile, the next poll sees a
+/// different identity and loads it again: never a missed change, at worst one extra reload.
 fn load_file(kind: HashKind, path: &Path, id: FileId) -> Result<Served, LoadError> {
+    let at_path = |source: OpenError| OpenPathError {
+        path: path.to_owned(),
+        source,
+    };
+    let io_err = |e| at_path(OpenError::Io(e));
+    let file = File::open(path).map_err(io_err)?;
+    // The identity of the file actually opened (the path may have been replaced since `id` was
+    // taken), so in-place checks compare the mapped file with itself.
+    let id = file.metadata().map(|m| FileId::from_meta(&m)).unwrap_or(id);
     // SAFETY: index files are only ever replaced by rename (import, sync and export do so; the
-    // operator guide says to), which leaves this mapping of the old inode intact. An in-place
-    // truncation or overwrite by an operator breaks the contract; the server's defence against
-    // it is in the hardening issue's file lease and same-inode change checks.
-    let index = unsafe { Index::open_path(path) }?;
+    // operator guide says to), which leaves this mapping of the old inode intact. Against an
+    // in-place truncation or overwrite by an operator, the file keeps a read lease while mapped
+    // (the writer waits until this mapping is dropped, see `IndexSet::check_in_place`), or, where
+    // no lease can be had, the change is noticed on the next watch tick and the mapping dropped.
+    let bytes = unsafe { IndexBytes::map(&file) }.map_err(io_err)?;
+    let index = Index::open(bytes).map_err(at_path)?;
     if index.kind() != kind {
         return Err(LoadError::WrongKind {
             path: path.to_owned(),
@@ -393,5 +579,13 @@ fn load_file(kind: HashKind, path: &Path, id: FileId) -> Result<Served, LoadErro
         index,
         IndexSource::File(path.to_owned()),
         Some(id),
+        Some(file),
     ))
+}
+
+fn kind_name(kind: HashKind) -> &'static str {
+    match kind {
+        HashKind::Sha1 => "SHA-1",
+        HashKind::Ntlm => "NTLM",
+    }
 }

@@ -189,6 +189,10 @@ pub struct Config {
     /// Whether the access log shows `/range` prefixes (off: a prefix plus a timestamp is 20
     /// bits of a user's hash).
     pub log_prefixes: bool,
+    /// Whether [`run`] takes a read lease on each served index file (Linux), so a truncation or
+    /// in-place overwrite waits until the mapping is dropped instead of crashing the process
+    /// with `SIGBUS`. Off, in-place changes are caught only by the watch poll.
+    pub file_leases: bool,
 }
 
 impl Default for Config {
@@ -215,6 +219,7 @@ impl Default for Config {
             max_connection_age: None,
             tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
             log_prefixes: false,
+            file_leases: true,
         }
     }
 }
@@ -286,6 +291,21 @@ pub async fn run(
                 let _ = tokio::task::spawn_blocking(move || indexes.reload_all(true)).await;
             }
         });
+    }
+    if app.config().file_leases {
+        // The handler first: SIGIO, sent when a writer breaks a lease, ends a process without one.
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::io()) {
+            Ok(mut sigio) => {
+                let indexes = app.indexes().clone();
+                indexes.enable_leases();
+                reloaders.spawn(async move {
+                    while sigio.recv().await.is_some() {
+                        indexes.check_in_place();
+                    }
+                });
+            }
+            Err(e) => tracing::warn!(error = %e, "no SIGIO handler; index files get no lease"),
+        }
     }
     let result = serve(listener, app, shutdown).await;
     reloaders.abort_all();

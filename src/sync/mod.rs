@@ -52,6 +52,13 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// Longest `Retry-After` honoured; a longer one is cut to this.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
 
+/// Largest response body accepted per range, as received (compressed when gzip was used). A real
+/// range is ~40 KB gzipped; anything near this is a broken or hostile upstream.
+pub const DEFAULT_MAX_BODY_BYTES: u64 = 2 * 1024 * 1024;
+
+/// Largest range body accepted after decompression. A real range is ~90 KB of text.
+pub const DEFAULT_MAX_RANGE_BYTES: u64 = 4 * 1024 * 1024;
+
 /// The User-Agent sent upstream (the public API refuses requests without one).
 pub const USER_AGENT: &str = concat!("hibp-mirror/", env!("CARGO_PKG_VERSION"));
 
@@ -75,6 +82,12 @@ pub struct SyncOptions {
     pub timeout: Duration,
     /// First retry delay (doubled per try).
     pub retry_base: Duration,
+    /// Largest body accepted per range as received; a larger one fails that prefix. Bodies are
+    /// read chunk by chunk and refused as soon as they pass it, so an endless body costs at most
+    /// this much memory per request in flight.
+    pub max_body_bytes: u64,
+    /// Largest body accepted per range after decompression (a gzip bomb stops here).
+    pub max_range_bytes: u64,
 }
 
 impl SyncOptions {
@@ -88,6 +101,8 @@ impl SyncOptions {
             max_tries: DEFAULT_MAX_TRIES,
             timeout: DEFAULT_TIMEOUT,
             retry_base: DEFAULT_RETRY_BASE,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_range_bytes: DEFAULT_MAX_RANGE_BYTES,
         }
     }
 
@@ -195,6 +210,11 @@ struct Ctx {
     opts: SyncOptions,
     /// `upstream` without a trailing slash.
     base: String,
+    /// `base` with credentials and query values replaced by `***`: the only form messages show.
+    shown_base: String,
+    /// Credentials and query values of the upstream URL, scrubbed from every failure reason
+    /// (an error from a lower layer could quote the URL).
+    secrets: Vec<String>,
     /// Where bodies and ETags are kept.
     state: StateDir,
     /// Start of the interrupted run being resumed, if any.
@@ -254,15 +274,16 @@ pub async fn fetch(
 ) -> Result<FetchReport, SyncError> {
     let started = Instant::now();
     let url = reqwest::Url::parse(&opts.upstream).map_err(|e| SyncError::Upstream {
-        url: opts.upstream.clone(),
+        url: redact_url(&opts.upstream),
         reason: e.to_string(),
     })?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(SyncError::Upstream {
-            url: opts.upstream.clone(),
+            url: redact_url(&opts.upstream),
             reason: "only http and https are supported".into(),
         });
     }
+    let secrets = url_secrets(&url);
     let client = reqwest::Client::builder()
         .user_agent(USER_AGENT)
         // Bodies are stored compressed as received, so decompression is done here, not by reqwest.
@@ -282,6 +303,8 @@ pub async fn fetch(
     let ctx = Arc::new(Ctx {
         client,
         base: opts.upstream.trim_end_matches('/').to_owned(),
+        shown_base: redact_url(&opts.upstream).trim_end_matches('/').to_owned(),
+        secrets,
         next: AtomicU32::new(*opts.prefixes.start()),
         opts,
         state,
@@ -364,7 +387,7 @@ async fn worker(ctx: Arc<Ctx>) {
                 ctx.failed
                     .lock()
                     .expect("not poisoned")
-                    .push((prefix, reason));
+                    .push((prefix, ctx.scrub(reason)));
                 0
             }
             Outcome::Stopped => return,
@@ -416,12 +439,122 @@ impl Ctx {
     }
 
     fn url(&self, prefix: Prefix) -> String {
-        match self.opts.kind {
-            HashKind::Sha1 => format!("{}/range/{prefix}", self.base),
-            HashKind::Ntlm => format!("{}/range/{prefix}?mode=ntlm", self.base),
+        range_url(&self.base, self.opts.kind, prefix)
+    }
+
+    /// The URL of `prefix` as messages show it (credentials redacted).
+    fn shown_url(&self, prefix: Prefix) -> String {
+        range_url(&self.shown_base, self.opts.kind, prefix)
+    }
+
+    /// `text` with every credential of the upstream URL replaced by `***`.
+    fn scrub(&self, mut text: String) -> String {
+        for secret in &self.secrets {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), "***");
+            }
+        }
+        text
+    }
+}
+
+fn range_url(base: &str, kind: HashKind, prefix: Prefix) -> String {
+    match kind {
+        HashKind::Sha1 => format!("{base}/range/{prefix}"),
+        HashKind::Ntlm => format!("{base}/range/{prefix}?mode=ntlm"),
+    }
+}
+
+/// `url` safe to print: user name, password and query values become `***`
+/// (`http://user:s3cret@host/?token=t` -> `http://***@host/?token=***`). Text that does not
+/// parse as a URL has everything between `://` and the last `@` of the authority replaced.
+pub fn redact_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if !parsed.cannot_be_a_base() => {
+            let had_userinfo = !parsed.username().is_empty() || parsed.password().is_some();
+            let _ = parsed.set_password(None);
+            let _ = parsed.set_username("");
+            if parsed.query().is_some() {
+                let pairs: Vec<(String, String)> = parsed
+                    .query_pairs()
+                    .map(|(k, _)| (k.into_owned(), "***".to_owned()))
+                    .collect();
+                parsed.query_pairs_mut().clear().extend_pairs(pairs);
+            }
+            let mut shown = parsed.to_string();
+            if had_userinfo {
+                if let Some(at) = shown.find("://") {
+                    shown.insert_str(at + 3, "***@");
+                }
+            }
+            shown
+        }
+        _ => {
+            let Some(start) = url.find("://").map(|i| i + 3) else {
+                return url.to_owned();
+            };
+            let authority_end = url[start..]
+                .find(['/', '?', '#'])
+                .map_or(url.len(), |i| start + i);
+            match url[start..authority_end].rfind('@') {
+                Some(at) => format!("{}***{}", &url[..start], &url[start + at..]),
+                None => url.to_owned(),
+            }
         }
     }
 }
+
+/// The parts of `url` that must never be printed: user name, password, query values (raw and
+/// percent-decoded).
+fn url_secrets(url: &reqwest::Url) -> Vec<String> {
+    let mut secrets = vec![url.username().to_owned()];
+    secrets.extend(url.password().map(str::to_owned));
+    for (_, value) in url.query_pairs() {
+        secrets.push(value.into_owned());
+    }
+    if let Some(query) = url.query() {
+        secrets.extend(
+            query
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(_, v)| v.to_owned()),
+        );
+    }
+    let decoded: Vec<String> = secrets
+        .iter()
+        .filter_map(|s| {
+            let bytes: Vec<u8> = percent_decode(s);
+            String::from_utf8(bytes).ok()
+        })
+        .collect();
+    secrets.extend(decoded);
+    // Short values ("a", "1") would scrub innocent text; such a secret is no secret anyway.
+    secrets.retain(|s| s.len() >= 3);
+    secrets.sort_unstable_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets.dedup();
+    secrets
+}
+
+fn percent_decode(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+            if let Ok(b) = u8::from_str_radix(hex, 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    out
+}
+
+impl Ctx {}
 
 /// One request for `prefix`, and on a 200 the validation and storage of its body.
 async fn try_prefix(ctx: &Ctx, prefix: Prefix, etag: Option<&str>) -> Result<Outcome, TryError> {
@@ -460,7 +593,7 @@ async fn try_prefix(ctx: &Ctx, prefix: Prefix, etag: Option<&str>) -> Result<Out
         s => {
             return Err(TryError::GiveUp(format!(
                 "HTTP {s} from {}",
-                ctx.url(prefix)
+                ctx.shown_url(prefix)
             )))
         }
     }
@@ -484,13 +617,34 @@ async fn try_prefix(ctx: &Ctx, prefix: Prefix, etag: Option<&str>) -> Result<Out
         .get(ETAG)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let raw = response.bytes().await.map_err(|e| retry(describe(&e)))?;
-    ctx.bytes.fetch_add(raw.len() as u64, Ordering::Relaxed);
+    let max_body = ctx.opts.max_body_bytes;
+    let too_large = || {
+        TryError::GiveUp(format!(
+            "body larger than {max_body} bytes, refused (limit: --max-body-bytes)"
+        ))
+    };
+    if response.content_length().is_some_and(|len| len > max_body) {
+        return Err(too_large());
+    }
+    // Read chunk by chunk, so an endless body stops at the limit instead of filling memory.
+    let mut response = response;
+    let mut raw = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| retry(describe(&e)))? {
+        ctx.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        if (raw.len() + chunk.len()) as u64 > max_body {
+            return Err(too_large());
+        }
+        raw.extend_from_slice(&chunk);
+    }
+    let raw = raw.freeze();
     let state = ctx.state.clone();
     let kind = ctx.opts.kind;
-    tokio::task::spawn_blocking(move || store(&state, kind, prefix, raw, gzipped, new_etag))
-        .await
-        .map_err(|e| TryError::GiveUp(format!("internal error: {e}")))?
+    let max_range = ctx.opts.max_range_bytes;
+    tokio::task::spawn_blocking(move || {
+        store(&state, kind, prefix, raw, gzipped, new_etag, max_range)
+    })
+    .await
+    .map_err(|e| TryError::GiveUp(format!("internal error: {e}")))?
 }
 
 /// Validates a received body and stores it compressed (as received when it came gzipped).
@@ -501,15 +655,28 @@ fn store(
     raw: Bytes,
     gzipped: bool,
     etag: Option<String>,
+    max_range: u64,
 ) -> Result<Outcome, TryError> {
     let malformed = |reason: String| TryError::Retry {
         reason: format!("malformed body: {reason}"),
         after: None,
     };
+    let too_large = || {
+        TryError::GiveUp(format!(
+            "body inflates to more than {max_range} bytes, refused (limit: --max-range-bytes)"
+        ))
+    };
     let (body, gz) = if gzipped {
-        let body = state::gunzip(&raw).map_err(|e| malformed(format!("bad gzip data: {e}")))?;
+        let body = match state::gunzip_limited(&raw, max_range) {
+            Ok(Some(body)) => body,
+            Ok(None) => return Err(too_large()),
+            Err(e) => return Err(malformed(format!("bad gzip data: {e}"))),
+        };
         (Bytes::from(body), raw)
     } else {
+        if raw.len() as u64 > max_range {
+            return Err(too_large());
+        }
         let gz = Bytes::from(state::gzip(&raw));
         (raw, gz)
     };

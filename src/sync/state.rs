@@ -3,8 +3,9 @@
 //! Layout: `STATE/kind` names the hash kind the directory belongs to; `STATE/AB/ABCDE` holds
 //! prefix `ABCDE` (256 subdirectories of 4,096 files, so no directory gets huge). Each prefix file
 //! is `hibp-mirror-state 1\n`, the ETag line (empty when the upstream sent none), then the body as
-//! one or more gzip members. Files are written to `.ABCDE.tmp` and renamed, so a prefix file is
-//! always either the old version or the new one, never half of each. There is no fsync per file
+//! one or more gzip members. Files are written to a new temporary file (`.ABCDE.XXXXXX.tmp`, random
+//! name, created exclusively so a planted symlink is never followed) and renamed, so a prefix file
+//! is always either the old version or the new one, never half of each. There is no fsync per file
 //! (a million fsyncs would dominate a sync); instead every use checks the gzip CRC, and a file
 //! damaged by a power cut is simply treated as missing and fetched again.
 //!
@@ -14,6 +15,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -95,7 +97,9 @@ impl StateDir {
                 })
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::write(&kind_path, format!("{}\n", kind.name())).map_err(io_at(&kind_path))?;
+                create_new(&kind_path)
+                    .and_then(|mut f| f.write_all(format!("{}\n", kind.name()).as_bytes()))
+                    .map_err(io_at(&kind_path))?;
             }
             Err(e) => return Err(io_at(&kind_path)(e)),
         }
@@ -115,19 +119,13 @@ impl StateDir {
         self.root.join(&name[..2]).join(name)
     }
 
-    fn temp_path(&self, prefix: Prefix) -> PathBuf {
-        let hex = prefix.to_hex();
-        let name = std::str::from_utf8(&hex).expect("hex is ASCII");
-        self.root.join(&name[..2]).join(format!(".{name}.tmp"))
-    }
-
     /// The ETag and modification time of `prefix`, or `None` if it was never stored (or the file
     /// is not a state file, which then counts as missing).
     pub fn read_meta(&self, prefix: Prefix) -> Result<Option<PrefixMeta>, StateError> {
         let path = self.prefix_path(prefix);
-        let mut file = match File::open(&path) {
+        let mut file = match open_nofollow(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if is_missing(&e) => return Ok(None),
             Err(e) => return Err(io_at(&path)(e)),
         };
         let modified = file
@@ -149,7 +147,8 @@ impl StateDir {
         etag: Option<&str>,
         gz_body: &[u8],
     ) -> Result<(), StateError> {
-        let temp = self.temp_path(prefix);
+        let path = self.prefix_path(prefix);
+        let dir = path.parent().expect("prefix files live in a subdirectory");
         let etag = etag
             .filter(|e| e.len() <= MAX_ETAG_LEN && !e.contains(['\r', '\n']))
             .unwrap_or("");
@@ -158,11 +157,19 @@ impl StateDir {
         data.extend_from_slice(etag.as_bytes());
         data.push(b'\n');
         data.extend_from_slice(gz_body);
-        let mut file = File::create(&temp).map_err(io_at(&temp))?;
-        file.write_all(&data).map_err(io_at(&temp))?;
-        drop(file);
-        let path = self.prefix_path(prefix);
-        fs::rename(&temp, &path).map_err(io_at(&path))
+        // A random name created with O_EXCL: never a file planted in advance, never a symlink.
+        let name = path
+            .file_name()
+            .expect("prefix path has a name")
+            .to_string_lossy();
+        let mut temp = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".tmp")
+            .tempfile_in(dir)
+            .map_err(io_at(dir))?;
+        temp.write_all(&data).map_err(io_at(dir))?;
+        temp.persist(&path).map_err(|e| io_at(&path)(e.error))?;
+        Ok(())
     }
 
     /// Marks `prefix` as confirmed now (after a 304), so a resumed run skips it.
@@ -170,6 +177,7 @@ impl StateDir {
         let path = self.prefix_path(prefix);
         let file = File::options()
             .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&path)
             .map_err(io_at(&path))?;
         file.set_modified(SystemTime::now()).map_err(io_at(&path))
@@ -179,9 +187,12 @@ impl StateDir {
     /// [`io::ErrorKind::InvalidData`] inside if the file is damaged (bad header or gzip CRC).
     pub fn read_body(&self, prefix: Prefix) -> Result<Option<Vec<u8>>, StateError> {
         let path = self.prefix_path(prefix);
-        let data = match fs::read(&path) {
+        let data = match open_nofollow(&path).and_then(|mut f| {
+            let mut data = Vec::new();
+            f.read_to_end(&mut data).map(|_| data)
+        }) {
             Ok(d) => d,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if is_missing(&e) => return Ok(None),
             Err(e) => return Err(io_at(&path)(e)),
         };
         let Some((_, gz)) = parse_head(&data) else {
@@ -216,7 +227,8 @@ impl StateDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(io_at(&path)(e)),
         }
-        fs::write(&path, b"a sync run started here and has not finished\n")
+        create_new(&path)
+            .and_then(|mut f| f.write_all(b"a sync run started here and has not finished\n"))
             .map_err(io_at(&path))?;
         Ok(None)
     }
@@ -231,6 +243,25 @@ impl StateDir {
     }
 }
 
+/// Opens `path` for reading without following a symlink in its last component.
+fn open_nofollow(path: &Path) -> io::Result<File> {
+    File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
+/// Whether an open failed because nothing usable is there: missing, or a symlink (never
+/// followed; a planted one is replaced by the next write).
+fn is_missing(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ELOOP)
+}
+
+/// Creates `path`, failing if anything (a file or a symlink) is already there.
+fn create_new(path: &Path) -> io::Result<File> {
+    File::options().write(true).create_new(true).open(path)
+}
+
 /// Splits a state file into `(etag, gzip bytes)`; `None` if it does not start with the magic line.
 fn parse_head(data: &[u8]) -> Option<(&[u8], &[u8])> {
     let rest = data.strip_prefix(MAGIC_LINE)?;
@@ -243,6 +274,16 @@ pub fn gunzip(gz: &[u8]) -> io::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(gz.len() * 3);
     MultiGzDecoder::new(gz).read_to_end(&mut out)?;
     Ok(out)
+}
+
+/// Decompresses gzip data like [`gunzip`], but stops at `max` decompressed bytes: `Ok(None)` if
+/// the data inflates to more (a gzip bomb costs at most `max` bytes of memory).
+pub fn gunzip_limited(gz: &[u8], max: u64) -> io::Result<Option<Vec<u8>>> {
+    let mut out = Vec::with_capacity(gz.len().saturating_mul(3).min(max as usize));
+    MultiGzDecoder::new(gz)
+        .take(max.saturating_add(1))
+        .read_to_end(&mut out)?;
+    Ok((out.len() as u64 <= max).then_some(out))
 }
 
 /// Compresses `body` as one gzip member at a fast level (bodies are re-read once per build).
