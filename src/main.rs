@@ -8,12 +8,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use hibp_mirror::import::{self, ImportOptions, Input};
 use hibp_mirror::server::{self, IndexSet, IndexSource};
 use hibp_mirror::severity::Thresholds;
 use hibp_mirror::{sample, sync, Hash, HashKind, Index, IndexBytes};
 use indicatif::{ProgressBar, ProgressStyle};
+
+mod generate;
 
 /// Self-hosted, offline mirror of the Have I Been Pwned Pwned Passwords range API.
 #[derive(Parser)]
@@ -130,6 +132,14 @@ enum Command {
         /// The URL to probe (plain http only).
         #[arg(long, default_value = HEALTHCHECK_URL)]
         url: String,
+    },
+    /// Write man pages or shell completions made from these definitions (for packagers).
+    #[command(hide = true)]
+    Generate {
+        /// `man` or `completions`.
+        artifact: generate::Artifact,
+        /// Directory to write into (created if missing).
+        dir: PathBuf,
     },
 }
 
@@ -291,6 +301,7 @@ fn run(command: Command) -> Result<()> {
             &files,
         ),
         Command::Healthcheck { url } => healthcheck(&url),
+        Command::Generate { artifact, dir } => generate::generate(Cli::command(), artifact, &dir),
     }
 }
 
