@@ -24,7 +24,7 @@ COPY benches ./benches
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bin hibp-mirror \
-    && install -D -m 0755 target/release/hibp-mirror /rootfs/usr/local/bin/hibp-mirror
+    && install -D -s -m 0755 target/release/hibp-mirror /rootfs/usr/local/bin/hibp-mirror
 # The runtime tree: the dynamic libraries the binary names (glibc, libgcc_s, libm and the loader,
 # found with ldd rather than listed by hand), the CA bundle (`sync` trusts the system store as
 # well as its bundled roots, so an internal CA added here is honoured), the user, and /data

@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CARGO_DEB_VERSION=3.6.3
+CARGO_DEB_VERSION=3.8.0
 WORK=$(mktemp -d /tmp/hibp-deb-test.XXXXXX)
 SERVER_PID=
 cleanup() {
@@ -40,7 +40,7 @@ cargo build --release --locked --bin hibp-mirror
 rm -rf target/deb-assets
 target/release/hibp-mirror generate man target/deb-assets/man >/dev/null
 target/release/hibp-mirror generate completions target/deb-assets/completions >/dev/null
-deb=$(cargo deb --no-build --locked 2>&1 | tail -1)
+deb=$(cargo deb --no-build --locked --strip 2>&1 | tail -1)
 [ -f "$deb" ] || fail "cargo deb did not print the package path (last line: $deb)"
 echo "$deb: $(stat -c %s "$deb") bytes"
 dpkg-deb --info "$deb" | sed -n 's/^ \(Package\|Version\|Depends\|Installed-Size\):/  \1:/p'
@@ -48,7 +48,7 @@ dpkg-deb --info "$deb" | sed -n 's/^ \(Package\|Version\|Depends\|Installed-Size
 echo "== install"
 if dpkg -s hibp-mirror >/dev/null 2>&1; then dpkg -r hibp-mirror >/dev/null; fi
 dpkg -i "$deb" >/dev/null
-dpkg -L hibp-mirror | grep -v '/$' | grep -E 'bin/|systemd|man1/hibp-mirror(-serve)?\.1|completion' | sed 's/^/  /'
+dpkg -L hibp-mirror | while read -r f; do [ -f "$f" ] && echo "  $f"; done | grep -E "bin/|systemd|man1/hibp-mirror(-serve)?\.1|completion"
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 got=$(/usr/bin/hibp-mirror --version)
