@@ -1,26 +1,39 @@
 //! `hibp-mirror generate`: man pages and shell completions made from the clap definitions, so
-//! packages ship documentation that cannot drift from the flags.
+//! packages ship documentation that cannot drift from the flags. Hidden from `--help`; the Debian
+//! package build (tools/deb-test.sh) calls it.
 
 use std::fs;
-use std::path::Path;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use clap::CommandFactory;
 use clap_complete::Shell;
+
+/// Write man pages or shell completions made from these definitions (for packagers).
+#[derive(clap::Args)]
+pub struct GenerateArgs {
+    /// What to write.
+    artifact: Artifact,
+    /// Directory to write into (created if missing).
+    dir: PathBuf,
+}
 
 /// What `generate` writes.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum Artifact {
+enum Artifact {
     /// `hibp-mirror.1` and one `hibp-mirror-<command>.1` per subcommand.
     Man,
     /// Completion scripts for bash, zsh and fish.
     Completions,
 }
 
-/// Writes `artifact` for `cmd` into `dir` (created if missing) and lists each file on stdout.
-pub fn generate(mut cmd: clap::Command, artifact: Artifact, dir: &Path) -> Result<()> {
+/// Writes the artifact into the directory and lists each file written on stdout.
+pub fn run(args: GenerateArgs) -> Result<()> {
+    let dir = &args.dir;
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut cmd = super::Cli::command();
     let name = cmd.get_name().to_string();
-    match artifact {
+    match args.artifact {
         Artifact::Man => {
             // `help <command>` would only repeat each command's own page.
             let cmd = cmd.disable_help_subcommand(true);
