@@ -208,9 +208,13 @@ impl AtomicFile {
     /// Creates a temporary file in the directory of `target`.
     pub fn create(target: &Path) -> io::Result<AtomicFile> {
         let dir = parent_dir(target);
-        let temp = tempfile::Builder::new()
-            .prefix(".hibp-mirror-tmp-")
-            .tempfile_in(dir)?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".hibp-mirror-tmp-");
+        // An index is public data read by whichever user serves it (a systemd DynamicUser, a
+        // container user): created 0644 less the umask like any new file, not tempfile's 0600.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        let temp = builder.tempfile_in(dir)?;
         Ok(AtomicFile {
             temp,
             target: target.to_owned(),
@@ -268,4 +272,26 @@ pub fn build_in_memory<'a>(
     writer.push_block(&block).expect("in memory");
     let (cursor, _) = writer.finish(label, build_time).expect("in memory");
     cursor.into_inner()
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod permission_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::AtomicFile;
+
+    #[test]
+    fn committed_files_are_readable_as_the_umask_allows() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let umask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .map(|v| u32::from_str_radix(v.trim(), 8).unwrap())
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("x.idx");
+        AtomicFile::create(&target).unwrap().commit(false).unwrap();
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644 & !umask, "umask {umask:o}");
+    }
 }

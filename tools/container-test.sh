@@ -11,15 +11,18 @@
 # machine's own rustup toolchain; the Dockerfile gets it through `--build-arg RUST_IMAGE=...`
 # (its default, rust:1-bookworm, is what real users build with). The runtime stage is FROM
 # scratch, so it needs no base image. Crates come from crates.io inside the build.
-# --quick is accepted for CI symmetry; the build is the slow part and cannot be skipped honestly.
+# --quick builds the same Dockerfile with --build-arg CARGO_PROFILE=dev: a cold release build
+# inside the image took 17 min here (2 shared cores), the dev build a fraction of that; every
+# check after the build is the same.
 # --keep leaves the image, the local base images and the daemon in place (faster reruns).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 KEEP=0
+PROFILE=release
 for arg in "$@"; do
     case "$arg" in
-        --quick) ;;
+        --quick) PROFILE=dev ;;
         --keep) KEEP=1 ;;
         *) echo "usage: $0 [--quick] [--keep]" >&2; exit 2 ;;
     esac
@@ -124,15 +127,16 @@ $DOCKER run --rm "$RUST_IMAGE" rustc --version
 
 say "docker build (the repository's Dockerfile)"
 start=$SECONDS
-$DOCKER build --progress=plain --build-arg RUST_IMAGE="$RUST_IMAGE" -t "$IMAGE" . \
+$DOCKER build --progress=plain --build-arg RUST_IMAGE="$RUST_IMAGE" --build-arg CARGO_PROFILE="$PROFILE" \
+    -t "$IMAGE" . \
     >"$WORK/build.log" 2>&1 || { tail -40 "$WORK/build.log" >&2; fail "docker build failed"; }
 grep -E 'Finished|Compiling hibp-mirror|hibp-mirror [0-9]' "$WORK/build.log" | tail -3 || true
-echo "build: $((SECONDS - start)) s"
+echo "build ($PROFILE profile): $((SECONDS - start)) s"
 size=$($DOCKER image inspect -f '{{.Size}}' "$IMAGE")
 echo "image size: $size bytes ($((size / 1024 / 1024)) MiB)"
 # What the final stage holds, file by file.
 $DOCKER create --name "$NAME-files" "$IMAGE" >/dev/null
-$DOCKER export "$NAME-files" | tar -tv | awk '$1 !~ /^d/ && $6 !~ /^(dev|proc|sys|etc\/(hosts|hostname|resolv.conf|mtab))/ {print "  " $3 "\t" $6}'
+$DOCKER export "$NAME-files" | tar -tv | awk '$1 !~ /^d/ && $6 !~ /^(dev\/|proc\/|sys\/|\.dockerenv|etc\/(hosts|hostname|resolv.conf|mtab))/ {print "  " $3 "\t" $6}'
 $DOCKER rm "$NAME-files" >/dev/null
 
 say "import the sample into a volume"
