@@ -146,6 +146,7 @@ def load(path):
 expect = {tag_a: load(a_txt), tag_b: load(b_txt)}
 full = [line.split(":")[0] for line in open(a_txt) if line[:5] in want][:50]
 open(hashes_out, "w").write("\n".join(full) + "\n")
+open(out + ".ready", "w").close()
 stats, lock, stop = {}, threading.Lock(), threading.Event()
 phase = ["?"]
 def phase_reader():
@@ -198,6 +199,8 @@ python3 "$W/client.py" "$P0" "$TAG_A" "$TAG_B" "$W/a.txt" "$W/b.txt" "$W/prefixe
     "$W/client.json" "$W/hashes" &
 CLIENT_PID=$!
 PIDS+=("$CLIENT_PID")
+for _ in $(seq 600); do [ -e "$W/client.json.ready" ] && break; sleep 0.1; done
+[ -e "$W/client.json.ready" ] || fail "the checking client did not get ready (loading the dumps)"
 sleep 1
 
 run_wrk() { # PHASE -> wrk output in $W/wrk-PHASE.txt, in the background
