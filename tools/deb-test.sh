@@ -75,9 +75,13 @@ out=$(systemd-analyze verify "$unit" 2>&1) || true
 [ -z "$out" ] || fail "systemd-analyze verify $unit: $out"
 echo "systemd-analyze verify $unit: clean (binary and man pages in place)"
 
-echo "== serve with the installed binary"
-/usr/bin/hibp-mirror import data/sample-sha1.txt --output "$WORK/sha1.idx" --quiet 2>/dev/null
-/usr/bin/hibp-mirror serve --listen 127.0.0.1:0 --index "$WORK/sha1.idx" 2>"$WORK/serve.log" &
+echo "== serve with the installed binary, as another user"
+# As under the unit's DynamicUser: root imports, an unprivileged user (nobody here) serves.
+install -d -m 0755 "$WORK/index"
+chmod 0755 "$WORK"
+/usr/bin/hibp-mirror import data/sample-sha1.txt --output "$WORK/index/sha1.idx" --quiet 2>/dev/null
+setpriv --reuid=65534 --regid=65534 --clear-groups \
+    /usr/bin/hibp-mirror serve --listen 127.0.0.1:0 --index "$WORK/index/sha1.idx" 2>"$WORK/serve.log" &
 SERVER_PID=$!
 addr=
 for _ in $(seq 100); do
@@ -90,7 +94,7 @@ done
 expected=$(grep -i '^5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:' data/sample-sha1.txt | tr -d '\r' | cut -d: -f2)
 line=$(curl -fsS "http://$addr/range/5BAA6" | tr -d '\r' | grep '^1E4C9B93F3F0682250B6CF8331B7EE68FD8:' || true)
 [ "$line" = "1E4C9B93F3F0682250B6CF8331B7EE68FD8:$expected" ] || fail "/range/5BAA6 from $addr: '$line'"
-echo "GET http://$addr/range/5BAA6 has $line"
+echo "GET http://$addr/range/5BAA6 has $line (served by uid $(awk '/^Uid:/ {print $2}' "/proc/$SERVER_PID/status"))"
 kill -TERM "$SERVER_PID"
 wait "$SERVER_PID" || fail "serve exited non-zero after SIGTERM"
 SERVER_PID=
