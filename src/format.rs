@@ -1,4 +1,7 @@
-//! The index file format: the only module that knows byte offsets.
+//! The index file format: the only module that knows the byte layout of an index file (header
+//! fields, prefix table, records, overflow entries). Everything else reads and writes index bytes
+//! through the functions here. (The importer's temporary spill files have their own, private
+//! layout in `import/sort.rs`; they never outlive an import.)
 //!
 //! See `docs/FORMAT.md` for the byte-by-byte description. In short:
 //!
@@ -66,9 +69,25 @@ const BODY_CRC_AT: usize = 56;
 const LABEL_LEN_AT: usize = 60;
 const LABEL_OFFSET: usize = 62;
 
+/// Record length of a SHA-1 index: 20 hash bytes minus 2.5 prefix bytes, plus 1.5 count bytes.
+pub const SHA1_RECORD_LEN: usize = 19;
+
+/// Record length of an NTLM index: 16 hash bytes minus 2.5 prefix bytes, plus 1.5 count bytes.
+pub const NTLM_RECORD_LEN: usize = 15;
+
+/// Longest record of any kind.
+pub const MAX_RECORD_LEN: usize = SHA1_RECORD_LEN;
+
+/// Position, in the upper-case hex of a record, of the first suffix character: the hex of byte 0
+/// is the count's high nibble, then the suffix's first nibble (see [`encode_record`]).
+pub const RECORD_HEX_SUFFIX_AT: usize = 1;
+
 /// Record length in bytes for a kind: the hash minus its 2.5 prefix bytes, plus 1.5 count bytes.
 pub const fn record_len(kind: HashKind) -> usize {
-    kind.len() - 1
+    match kind {
+        HashKind::Sha1 => SHA1_RECORD_LEN,
+        HashKind::Ntlm => NTLM_RECORD_LEN,
+    }
 }
 
 const fn kind_code(kind: HashKind) -> u8 {
@@ -164,31 +183,30 @@ impl Header {
         }
         let header_len = get_u32(bytes, HEADER_LEN_AT);
         if header_len as usize != HEADER_LEN {
-            return Err(HeaderError::Inconsistent(format!(
-                "header length {header_len}, expected {HEADER_LEN}"
-            )));
+            return Err(HeaderError::Inconsistent(Inconsistency::HeaderLen {
+                got: header_len,
+            }));
         }
         let kind = match bytes[KIND_AT] {
             1 => HashKind::Sha1,
             2 => HashKind::Ntlm,
             other => {
-                return Err(HeaderError::Inconsistent(format!(
-                    "unknown hash kind code {other}"
-                )))
+                return Err(HeaderError::Inconsistent(Inconsistency::KindCode {
+                    got: other,
+                }))
             }
         };
         if bytes[RECORD_LEN_AT] as usize != record_len(kind) {
-            return Err(HeaderError::Inconsistent(format!(
-                "record length {}, expected {} for {kind}",
-                bytes[RECORD_LEN_AT],
-                record_len(kind)
-            )));
+            return Err(HeaderError::Inconsistent(Inconsistency::RecordLen {
+                got: bytes[RECORD_LEN_AT],
+                kind,
+            }));
         }
         let label_len = u16::from_le_bytes([bytes[LABEL_LEN_AT], bytes[LABEL_LEN_AT + 1]]) as usize;
         if label_len > LABEL_MAX {
-            return Err(HeaderError::Inconsistent(format!(
-                "label length {label_len} exceeds {LABEL_MAX}"
-            )));
+            return Err(HeaderError::Inconsistent(Inconsistency::LabelLen {
+                got: label_len,
+            }));
         }
         let label = String::from_utf8_lossy(&bytes[LABEL_OFFSET..LABEL_OFFSET + label_len]);
         let header = Header {
@@ -200,19 +218,20 @@ impl Header {
             body_crc: get_u32(bytes, BODY_CRC_AT),
         };
         let stated_len = get_u64(bytes, FILE_LEN_AT);
-        let expected = header.expected_file_len().ok_or_else(|| {
-            HeaderError::Inconsistent("record counts overflow the file size".into())
-        })?;
+        let expected = header
+            .expected_file_len()
+            .ok_or(HeaderError::Inconsistent(Inconsistency::CountsOverflow))?;
         if stated_len != expected {
-            return Err(HeaderError::Inconsistent(format!(
-                "header says the file is {stated_len} bytes but its counts imply {expected}"
-            )));
+            return Err(HeaderError::Inconsistent(Inconsistency::StatedLen {
+                stated: stated_len,
+                implied: expected,
+            }));
         }
         if header.overflow_count > header.record_count {
-            return Err(HeaderError::Inconsistent(format!(
-                "{} overflow entries for {} records",
-                header.overflow_count, header.record_count
-            )));
+            return Err(HeaderError::Inconsistent(Inconsistency::OverflowCount {
+                overflow_count: header.overflow_count,
+                record_count: header.record_count,
+            }));
         }
         if file_len != expected {
             return Err(HeaderError::FileLength {
@@ -249,7 +268,7 @@ pub enum HeaderError {
     Checksum,
     /// Header fields contradict each other.
     #[error("inconsistent header: {0}")]
-    Inconsistent(String),
+    Inconsistent(Inconsistency),
     /// The file's length differs from the one its header implies (truncated or padded).
     #[error("file is {got} bytes but its header implies {expected} (truncated or appended to)")]
     FileLength {
@@ -257,6 +276,56 @@ pub enum HeaderError {
         expected: u64,
         /// Actual length.
         got: u64,
+    },
+}
+
+/// Which header fields contradict each other.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Inconsistency {
+    /// The stated header length is not [`HEADER_LEN`].
+    #[error("header length {got}, expected {HEADER_LEN}")]
+    HeaderLen {
+        /// The stated header length.
+        got: u32,
+    },
+    /// The hash kind code is not one this build knows.
+    #[error("unknown hash kind code {got}")]
+    KindCode {
+        /// The code in the file.
+        got: u8,
+    },
+    /// The stated record length does not match the kind.
+    #[error("record length {got}, expected {} for {kind}", record_len(*kind))]
+    RecordLen {
+        /// The stated record length.
+        got: u8,
+        /// The kind in the header.
+        kind: HashKind,
+    },
+    /// The label is longer than the header can hold.
+    #[error("label length {got} exceeds {LABEL_MAX}")]
+    LabelLen {
+        /// The stated label length.
+        got: usize,
+    },
+    /// The record and overflow counts imply a file larger than `u64::MAX` bytes.
+    #[error("record counts overflow the file size")]
+    CountsOverflow,
+    /// The stated file length disagrees with the one the counts imply.
+    #[error("header says the file is {stated} bytes but its counts imply {implied}")]
+    StatedLen {
+        /// The file length stated in the header.
+        stated: u64,
+        /// The file length the counts imply.
+        implied: u64,
+    },
+    /// More overflow entries than records.
+    #[error("{overflow_count} overflow entries for {record_count} records")]
+    OverflowCount {
+        /// Overflow entries stated.
+        overflow_count: u64,
+        /// Records stated.
+        record_count: u64,
     },
 }
 
@@ -291,7 +360,7 @@ pub fn record_key(record: &[u8]) -> (u8, &[u8]) {
     (record[0] & 0x0F, &record[1..record.len() - 1])
 }
 
-/// Rebuilds the full hash bytes of a record in prefix `prefix` into `out` (`kind.len()` bytes).
+/// Rebuilds the full hash bytes of a record in prefix `prefix` into `out` (`kind.byte_len()` bytes).
 #[inline]
 pub fn decode_record_hash(prefix: u32, record: &[u8], out: &mut [u8]) {
     let n = record.len() + 1;
@@ -299,6 +368,38 @@ pub fn decode_record_hash(prefix: u32, record: &[u8], out: &mut [u8]) {
     out[1] = (prefix >> 4) as u8;
     out[2] = ((prefix & 0xF) as u8) << 4 | (record[0] & 0x0F);
     out[3..n].copy_from_slice(&record[1..n - 2]);
+}
+
+/// The first 60 bits after the prefix of a record, as an integer in `0..2^60`; orders records
+/// like [`record_key`] and estimates where a key sits in its prefix.
+#[inline]
+pub fn key_head(record: &[u8]) -> u64 {
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&record[..8]);
+    bytes[0] &= 0x0F;
+    u64::from_be_bytes(bytes)
+}
+
+/// Writes the upper-case hex suffix of a record (the hash after its 5-hex prefix) into `out`,
+/// which must be exactly `2 * record.len() - 3` bytes long.
+#[inline]
+pub fn write_record_suffix_hex(record: &[u8], out: &mut [u8]) {
+    let rest = &record[1..record.len() - 1];
+    out[0] = crate::hash::HEX_UPPER[usize::from(record[0] & 0x0F)];
+    const_hex::encode_to_slice_upper(rest, &mut out[1..]).expect("suffix buffer length");
+}
+
+/// Encodes the prefix offset table from the number of records in each prefix.
+pub fn encode_table(prefix_counts: &[u64]) -> Vec<u8> {
+    debug_assert_eq!(prefix_counts.len(), PREFIX_COUNT);
+    let mut table = Vec::with_capacity(TABLE_LEN);
+    let mut offset = 0u64;
+    table.extend_from_slice(&offset.to_le_bytes());
+    for &n in prefix_counts {
+        offset += n;
+        table.extend_from_slice(&offset.to_le_bytes());
+    }
+    table
 }
 
 /// Encodes one overflow table entry.

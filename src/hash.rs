@@ -24,11 +24,9 @@ pub enum HashKind {
     Ntlm,
 }
 
-// A hash kind is never empty, so `is_empty` would be meaningless.
-#[allow(clippy::len_without_is_empty)]
 impl HashKind {
     /// Length of a full hash in bytes.
-    pub const fn len(self) -> usize {
+    pub const fn byte_len(self) -> usize {
         match self {
             HashKind::Sha1 => 20,
             HashKind::Ntlm => 16,
@@ -37,7 +35,7 @@ impl HashKind {
 
     /// Length of a full hash in hex characters.
     pub const fn hex_len(self) -> usize {
-        self.len() * 2
+        self.byte_len() * 2
     }
 
     /// Length of the part after the 5-hex prefix, in hex characters (35 or 27).
@@ -59,7 +57,15 @@ impl HashKind {
         Self::from_hex_len(hex_len + PREFIX_HEX_LEN)
     }
 
-    /// Lower-case name used on the command line and in JSON (`sha1`, `ntlm`).
+    /// Human-readable name for messages: `SHA-1` or `NTLM`.
+    pub const fn label(self) -> &'static str {
+        match self {
+            HashKind::Sha1 => "SHA-1",
+            HashKind::Ntlm => "NTLM",
+        }
+    }
+
+    /// Lower-case name, as accepted on the command line and shown by `Display`.
     pub const fn name(self) -> &'static str {
         match self {
             HashKind::Sha1 => "sha1",
@@ -182,7 +188,7 @@ pub struct Hash {
 impl Hash {
     /// A hash of `kind` from its raw bytes; `None` if `bytes` has the wrong length.
     pub fn from_bytes(kind: HashKind, bytes: &[u8]) -> Option<Hash> {
-        if bytes.len() != kind.len() {
+        if bytes.len() != kind.byte_len() {
             return None;
         }
         let mut padded = [0u8; MAX_HASH_LEN];
@@ -205,7 +211,7 @@ impl Hash {
             return Err(HashError::Length(text.len()));
         }
         let mut bytes = [0u8; MAX_HASH_LEN];
-        decode_hex(text, &mut bytes[..kind.len()]).ok_or(HashError::NotHex)?;
+        decode_hex(text, &mut bytes[..kind.byte_len()]).ok_or(HashError::NotHex)?;
         Ok(Hash { kind, bytes })
     }
 
@@ -216,7 +222,7 @@ impl Hash {
 
     /// The raw hash bytes.
     pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.kind.len()]
+        &self.bytes[..self.kind.byte_len()]
     }
 
     /// The first 20 bits.
@@ -275,8 +281,9 @@ pub(crate) fn decode_hex(text: &[u8], out: &mut [u8]) -> Option<()> {
     const_hex::decode_to_slice(text, out).ok()
 }
 
+/// The value of one hex digit (either case); `None` if `c` is not a hex digit.
 #[inline]
-fn hex_value(c: u8) -> Option<u8> {
+pub(crate) fn hex_value(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::format::{self, Header, HeaderError};
-use crate::hash::{Hash, HashKind, Prefix, HEX_UPPER, MAX_HASH_LEN, PREFIX_COUNT};
+use crate::hash::{Hash, HashKind, Prefix, MAX_HASH_LEN, PREFIX_COUNT};
 use crate::mmap::IndexBytes;
 
 /// A sorted, prefix-sharded index of hashes and counts over any byte container.
@@ -30,25 +30,26 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         let table = &bytes[format::TABLE_OFFSET..format::RECORDS_OFFSET];
         let mut previous = 0u64;
         if format::table_entry(table, 0) != 0 {
-            return Err(OpenError::Table(
-                "the first prefix does not start at record 0".into(),
-            ));
+            return Err(OpenError::TableStart {
+                first: format::table_entry(table, 0),
+            });
         }
         for p in 1..format::TABLE_ENTRIES {
             let offset = format::table_entry(table, p);
             if offset < previous {
-                return Err(OpenError::Table(format!(
-                    "offsets go backwards at prefix {:05X} ({offset} < {previous})",
-                    p
-                )));
+                return Err(OpenError::TableBackwards {
+                    prefix: p,
+                    offset,
+                    previous,
+                });
             }
             previous = offset;
         }
         if previous != header.record_count {
-            return Err(OpenError::Table(format!(
-                "the table ends at record {previous} but the header counts {}",
-                header.record_count
-            )));
+            return Err(OpenError::TableEnd {
+                end: previous,
+                record_count: header.record_count,
+            });
         }
         Ok(Index { data, header })
     }
@@ -98,12 +99,6 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         )
     }
 
-    /// Number of records under `prefix`.
-    pub fn prefix_len(&self, prefix: Prefix) -> usize {
-        let (start, end) = self.ordinals(prefix);
-        (end - start) as usize
-    }
-
     /// The entries under `prefix`, sorted by suffix.
     pub fn range(&self, prefix: Prefix) -> Range<'_> {
         let (start, end) = self.ordinals(prefix);
@@ -125,7 +120,7 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
             return None;
         }
         let range = self.range(hash.prefix());
-        let mut probe = [0u8; MAX_HASH_LEN];
+        let mut probe = [0u8; format::MAX_RECORD_LEN];
         format::encode_record(hash.as_bytes(), 0, &mut probe[..range.record_len]);
         let probe = &probe[..range.record_len];
         let target = format::record_key(probe);
@@ -134,7 +129,7 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         // Search a small window around that guess when the window provably brackets it: a few
         // cache lines instead of a binary search over the whole ~38 KB prefix.
         if hi > 2 * LOOKUP_WINDOW {
-            let guess = ((u128::from(key_head(probe)) * hi as u128) >> 60) as usize;
+            let guess = ((u128::from(format::key_head(probe)) * hi as u128) >> 60) as usize;
             let (a, b) = (
                 guess.saturating_sub(LOOKUP_WINDOW),
                 (guess + LOOKUP_WINDOW).min(hi),
@@ -248,18 +243,15 @@ impl Index<IndexBytes> {
     ///
     /// The file must not be modified or truncated while the index is alive: see
     /// [`IndexBytes::map`].
-    pub unsafe fn open_path(path: impl AsRef<Path>) -> Result<Index<IndexBytes>, OpenError> {
+    pub unsafe fn open_path(path: impl AsRef<Path>) -> Result<Index<IndexBytes>, OpenPathError> {
         let path = path.as_ref();
-        let with_path = |e: OpenError| e.at(path);
-        let file = File::open(path).map_err(|source| OpenError::Io {
+        let with_path = |source: OpenError| OpenPathError {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let file = File::open(path).map_err(|e| with_path(OpenError::Io(e)))?;
         // SAFETY: forwarded to the caller, per this function's contract.
-        let map = unsafe { IndexBytes::map(&file) }.map_err(|source| OpenError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        let map = unsafe { IndexBytes::map(&file) }.map_err(|e| with_path(OpenError::Io(e)))?;
         Index::open(map).map_err(with_path)
     }
 }
@@ -267,15 +259,6 @@ impl Index<IndexBytes> {
 /// Half-width, in records, of the window `lookup` searches around its interpolated guess
 /// (about three standard deviations of a uniform prefix of ~2,000 records).
 const LOOKUP_WINDOW: usize = 64;
-
-/// The first 60 bits after the prefix of a record, as an integer in `0..2^60`.
-#[inline]
-fn key_head(record: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&record[..8]);
-    bytes[0] &= 0x0F;
-    u64::from_be_bytes(bytes)
-}
 
 /// Index of the first overflow entry whose ordinal is `>= ordinal`.
 fn partition_overflow(overflow: &[u8], ordinal: u64) -> usize {
@@ -361,7 +344,8 @@ impl<'a> Range<'a> {
 
     /// Upper-case hex of entries `start..end` in one pass, for renderers that would otherwise
     /// make one encoder call per entry. Writes `hex_stride()` characters per entry into `out`;
-    /// entry `start + k`'s suffix is `out[k * hex_stride() + 1..][..kind().suffix_hex_len()]`
+    /// entry `start + k`'s suffix is
+    /// `out[k * hex_stride() + format::RECORD_HEX_SUFFIX_AT..][..kind().suffix_hex_len()]`
     /// (the other characters are the stored count bits). Panics if `out` is too short.
     pub fn hex_batch(&self, start: usize, end: usize, out: &mut [u8]) {
         let bytes = &self.records[start * self.record_len..end * self.record_len];
@@ -448,14 +432,12 @@ impl Entry<'_> {
     /// be exactly `kind.suffix_hex_len()` bytes long.
     #[inline]
     pub fn write_suffix_hex(&self, out: &mut [u8]) {
-        let rest = &self.record[1..self.record.len() - 1];
-        out[0] = HEX_UPPER[usize::from(self.record[0] & 0x0F)];
-        const_hex::encode_to_slice_upper(rest, &mut out[1..]).expect("suffix buffer length");
+        format::write_record_suffix_hex(self.record, out);
     }
 
     /// The upper-case hex suffix as a `String`.
     pub fn suffix_hex(&self) -> String {
-        let mut out = vec![0u8; self.record.len() * 2 - 3];
+        let mut out = vec![0u8; 2 * self.record.len() - 3];
         self.write_suffix_hex(&mut out);
         String::from_utf8(out).expect("hex is ASCII")
     }
@@ -463,45 +445,54 @@ impl Entry<'_> {
     /// The full hash, given the prefix the entry belongs to.
     pub fn hash(&self, prefix: Prefix, kind: HashKind) -> Hash {
         let mut bytes = [0u8; MAX_HASH_LEN];
-        format::decode_record_hash(prefix.value(), self.record, &mut bytes[..kind.len()]);
-        Hash::from_bytes(kind, &bytes[..kind.len()]).expect("length matches kind")
+        format::decode_record_hash(prefix.value(), self.record, &mut bytes[..kind.byte_len()]);
+        Hash::from_bytes(kind, &bytes[..kind.byte_len()]).expect("length matches kind")
     }
 }
 
-/// Why an index could not be opened.
+/// Why an index could not be opened. [`Index::open_path`] adds the path with [`OpenPathError`].
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
     /// The file could not be opened or mapped.
-    #[error("cannot open index {}: {source}", path.display())]
-    Io {
-        /// The index path.
-        path: PathBuf,
-        /// The underlying error.
-        source: std::io::Error,
-    },
+    #[error("cannot read the file: {0}")]
+    Io(std::io::Error),
     /// The header was refused.
     #[error("{0}; re-run `hibp-mirror import` to rebuild the index")]
     Header(#[from] HeaderError),
-    /// The prefix offset table is inconsistent.
-    #[error("corrupt prefix table: {0}; re-run `hibp-mirror import` to rebuild the index")]
-    Table(String),
-    /// Another error, with the path of the file it concerns.
-    #[error("index {}: {source}", path.display())]
-    At {
-        /// The index path.
-        path: PathBuf,
-        /// The underlying error.
-        source: Box<OpenError>,
+    /// The prefix table does not start at record 0.
+    #[error("corrupt prefix table: the first prefix does not start at record 0 (it says {first}); re-run `hibp-mirror import` to rebuild the index")]
+    TableStart {
+        /// The first entry of the table.
+        first: u64,
+    },
+    /// The prefix table's offsets decrease somewhere.
+    #[error("corrupt prefix table: offsets go backwards at prefix {prefix:05X} ({offset} < {previous}); re-run `hibp-mirror import` to rebuild the index")]
+    TableBackwards {
+        /// The prefix whose start lies before the previous prefix's start.
+        prefix: usize,
+        /// Its start ordinal.
+        offset: u64,
+        /// The previous prefix's start ordinal.
+        previous: u64,
+    },
+    /// The prefix table does not end at the header's record count.
+    #[error("corrupt prefix table: the table ends at record {end} but the header counts {record_count}; re-run `hibp-mirror import` to rebuild the index")]
+    TableEnd {
+        /// The table's last entry.
+        end: u64,
+        /// The header's record count.
+        record_count: u64,
     },
 }
 
-impl OpenError {
-    fn at(self, path: &Path) -> OpenError {
-        OpenError::At {
-            path: path.to_owned(),
-            source: Box::new(self),
-        }
-    }
+/// An [`OpenError`] with the path of the index file it concerns.
+#[derive(Debug, thiserror::Error)]
+#[error("index {}: {source}", path.display())]
+pub struct OpenPathError {
+    /// The index path.
+    pub path: PathBuf,
+    /// Why it was refused.
+    pub source: OpenError,
 }
 
 /// A fault found by [`Index::verify`].
@@ -516,7 +507,7 @@ pub enum VerifyError {
         got: u32,
     },
     /// Records out of order (or duplicated) inside a prefix.
-    #[error("prefix {prefix}: record {position} is not greater than the one before it")]
+    #[error("prefix {prefix}: record {position} is not greater than the one before it; re-run `hibp-mirror import`")]
     Order {
         /// The prefix.
         prefix: Prefix,
@@ -524,6 +515,6 @@ pub enum VerifyError {
         position: usize,
     },
     /// The overflow table disagrees with the records.
-    #[error("overflow table: {0}")]
+    #[error("overflow table: {0}; re-run `hibp-mirror import`")]
     Overflow(String),
 }

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`hash`]: hash kinds, full hashes and 5-hex prefixes; hex parsing and formatting, no I/O.
-//! - [`format`](mod@format): the index file format; the only module that knows byte offsets.
+//! - [`format`](mod@format): the index file format; the only module that knows the index file's byte layout.
 //! - [`mmap`]: the crate's single `unsafe` operation, mapping a file read-only, with its contract;
 //!   [`IndexBytes`], index bytes mapped or owned.
 //! - [`index`]: the read side: open with cheap checks, `range`, `lookup`, full `verify`.
@@ -38,5 +38,5 @@ pub mod sync;
 pub mod writer;
 
 pub use hash::{Hash, HashKind, Prefix};
-pub use index::{Entry, Index, OpenError, Range, VerifyError};
+pub use index::{Entry, Index, OpenError, OpenPathError, Range, VerifyError};
 pub use mmap::IndexBytes;

@@ -40,8 +40,8 @@ impl EncodedBlock {
     pub fn push(&mut self, hash: &[u8], count: u32) {
         // One arm per kind so every copy has a constant length and inlines (no memcpy call).
         match self.kind {
-            HashKind::Sha1 => self.push_sized::<19>(hash, count),
-            HashKind::Ntlm => self.push_sized::<15>(hash, count),
+            HashKind::Sha1 => self.push_sized::<{ format::SHA1_RECORD_LEN }>(hash, count),
+            HashKind::Ntlm => self.push_sized::<{ format::NTLM_RECORD_LEN }>(hash, count),
         }
     }
 
@@ -75,7 +75,7 @@ impl EncodedBlock {
     pub fn for_each(&self, mut f: impl FnMut(&[u8], u32)) {
         let record_len = format::record_len(self.kind);
         let mut hash = [0u8; crate::hash::MAX_HASH_LEN];
-        let hash = &mut hash[..self.kind.len()];
+        let hash = &mut hash[..self.kind.byte_len()];
         let mut records = self.records.chunks_exact(record_len);
         let mut overflow = self.overflow.iter().peekable();
         let mut index = 0u32;
@@ -165,13 +165,7 @@ impl<W: Write + Seek> IndexWriter<W> {
     /// (flushed, not yet synced) and the header written.
     pub fn finish(mut self, label: &str, build_time: u64) -> io::Result<(W, Header)> {
         self.out.write_all(&self.overflow)?;
-        let mut table = Vec::with_capacity(format::TABLE_LEN);
-        let mut offset = 0u64;
-        table.extend_from_slice(&offset.to_le_bytes());
-        for &n in &self.prefix_counts {
-            offset += n;
-            table.extend_from_slice(&offset.to_le_bytes());
-        }
+        let table = format::encode_table(&self.prefix_counts);
         let mut crc = crc32fast::Hasher::new();
         crc.update(&table);
         crc.combine(&self.records_crc);

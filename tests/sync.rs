@@ -299,7 +299,7 @@ fn assert_index_matches(path: &Path, config: &Config, last: u32, gaps: &[u32]) {
     let index = unsafe { Index::open_path(path) }.unwrap();
     index.verify().unwrap();
     assert_eq!(index.kind(), config.kind);
-    let hash_len = config.kind.len();
+    let hash_len = config.kind.byte_len();
     let mut total = 0u64;
     for value in 0..=last {
         let prefix = Prefix::new(value).unwrap();

@@ -41,7 +41,7 @@ struct Shape {
 impl Shape {
     fn synth(&self) -> Synth {
         let step = (PREFIXES / self.prefixes.clamp(1, PREFIXES)).max(1);
-        Synth::new(self.kind.len(), self.seed, step, self.per_prefix)
+        Synth::new(self.kind.byte_len(), self.seed, step, self.per_prefix)
     }
 }
 
@@ -132,11 +132,11 @@ fn main() -> io::Result<()> {
                     .iter()
                     .map(|&(pw, count)| (kind.hash_password(pw).to_hex(), count))
                     .collect();
-                let synth = Synth::new(kind.len(), 2026, 1, 0);
-                let mut rng = SplitMix64::new(0x005A_3F1E ^ kind.len() as u64);
+                let synth = Synth::new(kind.byte_len(), 2026, 1, 0);
+                let mut rng = SplitMix64::new(0x005A_3F1E ^ kind.byte_len() as u64);
                 for _ in 0..SAMPLE_FILLER {
                     let mut hash = [0u8; synth::MAX_LEN];
-                    rng.fill(&mut hash[..kind.len()]);
+                    rng.fill(&mut hash[..kind.byte_len()]);
                     let count = 1 + rng.below(50) as u32;
                     lines.push((synth.hex(&hash), count));
                 }

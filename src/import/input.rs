@@ -11,13 +11,13 @@ use super::parse::LineShape;
 use crate::hash::{Prefix, PREFIX_HEX_LEN};
 
 /// Target size of one chunk of dump text. Big enough to amortise per-chunk work, small enough
-/// that a few chunks in flight per thread keep peak memory far below the 256 MiB budget.
+/// that a few chunks in flight per thread keep the importer's memory to tens of MiB.
 pub(crate) const CHUNK_BYTES: usize = 4 << 20;
 
 /// One thing to import.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
-    /// A plain-text dump, memory-mapped.
+    /// A plain-text dump, read in chunks.
     File(PathBuf),
     /// A gzip-compressed dump (one or more concatenated gzip members).
     Gzip(PathBuf),

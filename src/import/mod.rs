@@ -164,33 +164,30 @@ pub fn import(options: &ImportOptions) -> Result<ImportSummary, ImportError> {
     let (batch_tx, batch_rx) = sync_channel::<Vec<Parsed>>(1);
     let batch_len = 2 * rayon::current_num_threads();
 
-    let kind_cell = std::sync::OnceLock::new();
+    // The parser settles the kind from the first line and sends it once; the writer waits for it.
+    // If the parser stops before (no input, a read error), the writer falls back to the given kind.
+    let (kind_tx, kind_rx) = sync_channel::<Option<HashKind>>(1);
     let (consumed, skipped) = std::thread::scope(|scope| {
         let (pool, pool_return) = input::BufferPool::new();
         let reader = scope.spawn(move || {
             input::produce_chunks(&options.inputs, &pool, |chunk| chunk_tx.send(chunk).is_ok())
         });
-        let kind_cell = &kind_cell;
         let out = &out;
         let scratch_dir = &scratch_dir;
         let writer = scope.spawn(move || {
-            let kind = *kind_cell.wait();
+            let kind = kind_rx.recv().unwrap_or(options.kind);
             consume(batch_rx, kind, out, scratch_dir, options)
         });
         let parsed = parse_batches(
             &chunk_rx,
             batch_len,
             options.kind,
-            kind_cell,
+            kind_tx,
             &batch_tx,
             &pool_return,
         );
         drop(batch_tx);
         drop(chunk_rx);
-        if kind_cell.get().is_none() {
-            // No input at all: still let the writer finish (an empty index of the given kind).
-            let _ = kind_cell.set(options.kind);
-        }
         let consumed = writer.join().expect("writer thread panicked");
         let skipped = reader.join().expect("reader thread panicked");
         (parsed.and(consumed), skipped)
@@ -242,11 +239,13 @@ fn parse_batches(
     chunks: &Receiver<Result<Chunk, InputError>>,
     batch_len: usize,
     given_kind: Option<HashKind>,
-    kind_cell: &std::sync::OnceLock<Option<HashKind>>,
+    kind_tx: std::sync::mpsc::SyncSender<Option<HashKind>>,
     batches: &std::sync::mpsc::SyncSender<Vec<Parsed>>,
     pool_return: &input::BufferReturn,
 ) -> Result<(), ImportError> {
     let mut kind = given_kind;
+    // Taken when the kind is settled, so it is sent exactly once.
+    let mut kind_tx = Some(kind_tx);
     loop {
         let mut batch = Vec::with_capacity(batch_len);
         for chunk in chunks.iter().take(batch_len) {
@@ -264,7 +263,9 @@ fn parse_batches(
             if let Some(first) = first {
                 kind = parse::detect_kind(&first.data, first.shape);
                 if kind.is_none() {
-                    let _ = kind_cell.set(None);
+                    if let Some(tx) = kind_tx.take() {
+                        let _ = tx.send(None);
+                    }
                     return Err(ImportError::Line {
                         file: first.file.to_string(),
                         line: 1,
@@ -276,7 +277,9 @@ fn parse_batches(
             }
         }
         let Some(kind) = kind else { continue };
-        let _ = kind_cell.set(Some(kind));
+        if let Some(tx) = kind_tx.take() {
+            let _ = tx.send(Some(kind));
+        }
         let parsed: Vec<Parsed> = batch
             .into_par_iter()
             .map_with(pool_return.clone(), |pool_return, chunk| {
@@ -314,6 +317,15 @@ struct Consumed {
     spilled_runs: Option<usize>,
 }
 
+/// Where the writer thread puts records.
+enum Sink {
+    /// The input has been in order so far: records go straight into the index.
+    Streaming(IndexWriter<File>),
+    /// The input turned out unsorted: the external sort takes every record from here on, and the
+    /// records already streamed become its first run.
+    Sorting(Sorter, PartialIndex),
+}
+
 /// The writer thread: appends sorted chunks, or switches to the external sort.
 fn consume(
     batches: Receiver<Vec<Parsed>>,
@@ -332,12 +344,10 @@ fn consume(
         return Ok(Consumed::default());
     };
     let file = out.file().try_clone().map_err(write_err)?;
-    // `Some` while the input streams in order; taken when the external sort takes over.
-    let mut streaming = Some(IndexWriter::new(file, kind).map_err(write_err)?);
+    let mut sink = Sink::Streaming(IndexWriter::new(file, kind).map_err(write_err)?);
     let mut files: Vec<Arc<str>> = Vec::new();
     let mut line_base = 0u64;
     let mut last: Option<[u8; MAX_HASH_LEN]> = None;
-    let mut sorter: Option<(Sorter, PartialIndex)> = None;
     let mut consumed = Consumed::default();
     for parsed in batches.iter().flatten() {
         if parsed.starts_file || files.is_empty() {
@@ -354,7 +364,8 @@ fn consume(
             file: file_id,
             line: line_base + 1,
         };
-        if let (Some(writer), true) = (&mut streaming, chunk.lines > 0) {
+        let mut start_sorting = false;
+        if let (Sink::Streaming(writer), true) = (&mut sink, chunk.lines > 0) {
             let in_order = match &last {
                 None => true,
                 Some(last) => match parse::cmp_hash(&chunk.first, last) {
@@ -375,17 +386,22 @@ fn consume(
                 writer.push_block(&chunk.block).map_err(write_err)?;
                 last = Some(chunk.last);
             } else {
-                let writer = streaming.take().expect("streaming");
+                start_sorting = true;
+            }
+        }
+        sink = match sink {
+            Sink::Streaming(writer) if start_sorting => {
                 let (file, prefix_counts, overflow) = writer.into_parts().map_err(write_err)?;
                 let partial = PartialIndex {
                     file,
                     prefix_counts,
                     overflow,
                 };
-                sorter = Some((Sorter::new(kind, scratch_dir, options.sort_memory), partial));
+                Sink::Sorting(Sorter::new(kind, scratch_dir, options.sort_memory), partial)
             }
-        }
-        if let Some((sorter, _)) = &mut sorter {
+            sink => sink,
+        };
+        if let Sink::Sorting(sorter, _) = &mut sink {
             sorter
                 .push_block(&chunk.block, first)
                 .map_err(|e| sort_error(e, &files, &options.output))?;
@@ -396,9 +412,9 @@ fn consume(
         options.progress.inc(parsed.source_bytes);
     }
 
-    let writer = match (streaming, sorter) {
-        (Some(writer), _) => writer,
-        (None, Some((sorter, partial))) => {
+    let writer = match sink {
+        Sink::Streaming(writer) => writer,
+        Sink::Sorting(sorter, partial) => {
             let merged = AtomicFile::create(&options.output).map_err(write_err)?;
             let file = merged.file().try_clone().map_err(write_err)?;
             let mut merged_writer = IndexWriter::new(file, kind).map_err(write_err)?;
@@ -409,7 +425,6 @@ fn consume(
             consumed.merged = Some(merged);
             merged_writer
         }
-        (None, None) => unreachable!("the streaming writer is only taken by the sorter"),
     };
     consumed.prefixes_present = writer.prefix_counts().iter().filter(|&&c| c > 0).count();
     consumed.writer = Some(writer);

@@ -4,7 +4,7 @@
 //! per-prefix range file), optionally preceded by a UTF-8 BOM, ended by LF, CRLF or the end of
 //! the chunk. Parsing checks order as it goes so sorted input never needs a second pass.
 
-use crate::hash::{decode_hex, HashKind, Prefix, MAX_HASH_LEN};
+use crate::hash::{decode_hex, hex_value, HashKind, Prefix, MAX_HASH_LEN};
 use crate::writer::EncodedBlock;
 
 /// The UTF-8 byte order mark, which the 2026 downloader may put at the start of any chunk.
@@ -55,10 +55,7 @@ impl LineShape {
     }
 
     fn what(self, kind: HashKind) -> String {
-        let name = match kind {
-            HashKind::Sha1 => "SHA-1",
-            HashKind::Ntlm => "NTLM",
-        };
+        let name = kind.label();
         match self {
             LineShape::FullHash => format!("a {}-hex {name} hash", kind.hex_len()),
             LineShape::Suffix(_) => format!("a {}-hex {name} suffix", kind.suffix_hex_len()),
@@ -82,7 +79,7 @@ pub(crate) fn parse_chunk(
     kind: HashKind,
     shape: LineShape,
 ) -> Result<ParsedChunk, LineFault> {
-    let n = kind.len();
+    let n = kind.byte_len();
     let hex_len = shape.hex_len(kind);
     let mut block = EncodedBlock::with_capacity(kind, text.len() / (hex_len + 4));
     let mut hash = [0u8; MAX_HASH_LEN];
@@ -178,12 +175,7 @@ pub(crate) fn cmp_hash(a: &[u8; MAX_HASH_LEN], b: &[u8; MAX_HASH_LEN]) -> std::c
 /// Decodes an odd-length suffix (35 or 27 hex) of `prefix` into the full hash bytes `out`.
 #[inline]
 fn decode_suffix(suffix: &[u8], prefix: Prefix, out: &mut [u8]) -> Option<()> {
-    let low = match suffix[0] {
-        c @ b'0'..=b'9' => c - b'0',
-        c @ b'a'..=b'f' => c - b'a' + 10,
-        c @ b'A'..=b'F' => c - b'A' + 10,
-        _ => return None,
-    };
+    let low = hex_value(suffix[0])?;
     out[0] = (prefix.value() >> 12) as u8;
     out[1] = (prefix.value() >> 4) as u8;
     out[2] = ((prefix.value() & 0xF) as u8) << 4 | low;

@@ -14,8 +14,44 @@ use crate::format;
 use crate::hash::{HashKind, MAX_HASH_LEN, PREFIX_COUNT};
 use crate::writer::{EncodedBlock, IndexWriter};
 
-/// Bytes of one spilled record: hash (20), count (4), file id (4), line (8).
-const SPILL_RECORD_LEN: usize = 36;
+/// The layout of one spilled record (private to this module; run files never outlive an import):
+/// full hash zero-padded to `MAX_HASH_LEN` bytes, then count (u32 LE), file id (u32 LE) and line
+/// (u64 LE).
+mod spill {
+    use super::{Location, SortRecord};
+    use crate::hash::MAX_HASH_LEN;
+
+    /// Byte offset of the count.
+    const COUNT_AT: usize = MAX_HASH_LEN;
+    /// Byte offset of the file id.
+    const FILE_AT: usize = COUNT_AT + 4;
+    /// Byte offset of the line number.
+    const LINE_AT: usize = FILE_AT + 4;
+    /// Bytes of one spilled record.
+    pub(super) const RECORD_LEN: usize = LINE_AT + 8;
+
+    /// Encodes a record that came from `at`.
+    pub(super) fn encode(record: &SortRecord, at: Location) -> [u8; RECORD_LEN] {
+        let mut bytes = [0u8; RECORD_LEN];
+        bytes[..COUNT_AT].copy_from_slice(&record.hash);
+        bytes[COUNT_AT..FILE_AT].copy_from_slice(&record.count.to_le_bytes());
+        bytes[FILE_AT..LINE_AT].copy_from_slice(&at.file.to_le_bytes());
+        bytes[LINE_AT..].copy_from_slice(&at.line.to_le_bytes());
+        bytes
+    }
+
+    /// Decodes a record written by [`encode`].
+    pub(super) fn decode(bytes: &[u8; RECORD_LEN]) -> SortRecord {
+        SortRecord {
+            hash: bytes[..COUNT_AT].try_into().expect("hash bytes"),
+            count: u32::from_le_bytes(bytes[COUNT_AT..FILE_AT].try_into().expect("4 bytes")),
+            at: Some(Location {
+                file: u32::from_le_bytes(bytes[FILE_AT..LINE_AT].try_into().expect("4 bytes")),
+                line: u64::from_le_bytes(bytes[LINE_AT..].try_into().expect("8 bytes")),
+            }),
+        }
+    }
+}
 
 /// Records handed to the index writer at a time during the merge.
 const MERGE_BLOCK_RECORDS: usize = 1 << 16;
@@ -137,12 +173,7 @@ impl Sorter {
         let mut out = BufWriter::with_capacity(1 << 20, run.as_file());
         for record in &self.buffer {
             let at = record.at.expect("buffered records have a location");
-            let mut bytes = [0u8; SPILL_RECORD_LEN];
-            bytes[..20].copy_from_slice(&record.hash);
-            bytes[20..24].copy_from_slice(&record.count.to_le_bytes());
-            bytes[24..28].copy_from_slice(&at.file.to_le_bytes());
-            bytes[28..36].copy_from_slice(&at.line.to_le_bytes());
-            out.write_all(&bytes)?;
+            out.write_all(&spill::encode(record, at))?;
         }
         out.flush()?;
         drop(out);
@@ -174,7 +205,7 @@ impl Sorter {
             }
             heads.push(head);
         }
-        let n = self.kind.len();
+        let n = self.kind.byte_len();
         let mut block = EncodedBlock::with_capacity(self.kind, MERGE_BLOCK_RECORDS);
         let mut previous: Option<SortRecord> = None;
         while let Some(Reverse((_, i))) = heap.pop() {
@@ -255,20 +286,13 @@ impl Source {
     fn next(&mut self) -> io::Result<Option<SortRecord>> {
         match self {
             Source::Spill(reader) => {
-                let mut bytes = [0u8; SPILL_RECORD_LEN];
+                let mut bytes = [0u8; spill::RECORD_LEN];
                 match reader.read_exact(&mut bytes) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
                     Err(e) => return Err(e),
                 }
-                Ok(Some(SortRecord {
-                    hash: bytes[..20].try_into().expect("20 bytes"),
-                    count: u32::from_le_bytes(bytes[20..24].try_into().expect("4 bytes")),
-                    at: Some(Location {
-                        file: u32::from_le_bytes(bytes[24..28].try_into().expect("4 bytes")),
-                        line: u64::from_le_bytes(bytes[28..36].try_into().expect("8 bytes")),
-                    }),
-                }))
+                Ok(Some(spill::decode(&bytes)))
             }
             Source::Partial {
                 reader,
@@ -288,13 +312,13 @@ impl Source {
                 }
                 *left -= 1;
                 let record_len = format::record_len(*kind);
-                let mut record = [0u8; MAX_HASH_LEN];
+                let mut record = [0u8; format::MAX_RECORD_LEN];
                 reader.read_exact(&mut record[..record_len])?;
                 let mut hash = [0u8; MAX_HASH_LEN];
                 format::decode_record_hash(
                     *prefix as u32,
                     &record[..record_len],
-                    &mut hash[..kind.len()],
+                    &mut hash[..kind.byte_len()],
                 );
                 let mut count = format::record_inline_count(&record[..record_len]);
                 if count == format::COUNT_ESCAPE {

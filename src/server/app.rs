@@ -202,10 +202,7 @@ impl App {
             let Some(served) = guard.as_ref() else {
                 return json_error(
                     StatusCode::BAD_REQUEST,
-                    &format!(
-                        "no {} index is loaded on this server",
-                        kind_label(hash.kind())
-                    ),
+                    &format!("no {} index is loaded on this server", hash.kind().label()),
                 );
             };
             served.index().lookup(&hash).unwrap_or(0)
@@ -267,13 +264,6 @@ impl App {
         response.headers_mut().insert(CONTENT_TYPE, PROMETHEUS_TEXT);
         response.headers_mut().insert(CACHE_CONTROL, NO_STORE);
         response
-    }
-}
-
-fn kind_label(kind: HashKind) -> &'static str {
-    match kind {
-        HashKind::Sha1 => "SHA-1",
-        HashKind::Ntlm => "NTLM",
     }
 }
 

@@ -49,8 +49,7 @@ impl ResponseBody {
         self.remaining == 0
     }
 
-    /// The whole body as one buffer (copies when there are several chunks); for tests and for
-    /// compressing.
+    /// The whole body as one buffer (copies when there are several chunks); used by tests.
     pub fn to_bytes(&self) -> Bytes {
         match self.chunks.len() {
             0 => Bytes::new(),

@@ -10,14 +10,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use arc_swap::{ArcSwapOption, Guard};
 use hyper::header::HeaderValue;
 
 use crate::format::Header;
 use crate::hash::HashKind;
-use crate::index::{Index, OpenError};
+use crate::index::{Index, OpenPathError};
 use crate::mmap::IndexBytes;
 use crate::sample;
 
@@ -170,7 +170,7 @@ pub enum LoadError {
     },
     /// The file failed the open-time checks.
     #[error(transparent)]
-    Open(#[from] OpenError),
+    Open(#[from] OpenPathError),
     /// The file holds the other kind of hash.
     #[error("{} holds {found} hashes but is configured as the {expected} index", path.display())]
     WrongKind {
@@ -248,11 +248,6 @@ impl IndexSet {
     /// The index currently served for `kind`, as an owned handle.
     pub fn get(&self, kind: HashKind) -> Option<Arc<Served>> {
         self.slot(kind).current.load_full()
-    }
-
-    /// Where `kind`'s index comes from, if it is served.
-    pub fn source(&self, kind: HashKind) -> Option<&IndexSource> {
-        self.slot(kind).source.as_ref()
     }
 
     /// `(successful, refused)` reloads of `kind` so far.
@@ -399,11 +394,4 @@ fn load_file(kind: HashKind, path: &Path, id: FileId) -> Result<Served, LoadErro
         IndexSource::File(path.to_owned()),
         Some(id),
     ))
-}
-
-/// Seconds since the Unix epoch, now.
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }

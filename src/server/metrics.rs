@@ -9,8 +9,9 @@ use std::time::Duration;
 use crate::format::Header;
 use crate::hash::HashKind;
 
-use super::indexes::{unix_now, IndexSet};
+use super::indexes::IndexSet;
 use super::Route;
+use crate::format::now_unix;
 
 /// Status codes counted individually; anything else is counted as `other`.
 const STATUSES: [u16; 9] = [200, 204, 304, 400, 404, 405, 500, 503, 0];
@@ -201,7 +202,7 @@ impl Metrics {
             (
                 "hibp_mirror_index_age_seconds",
                 "Seconds since the served index was built.",
-                |h| unix_now().saturating_sub(h.build_time),
+                |h| now_unix().saturating_sub(h.build_time),
             ),
         ];
         for (name, help, value) in gauges {

@@ -6,6 +6,7 @@ use std::io::Write;
 use bytes::Bytes;
 use rand::{CryptoRng, Rng, RngCore};
 
+use crate::format;
 use crate::hash::HashKind;
 use crate::index::Range;
 
@@ -22,7 +23,7 @@ const MAX_LINE: usize = 2 + 35 + 1 + 10;
 const HEX_BATCH: usize = 64;
 
 /// Hex characters per record of the longest kind (SHA-1: 2 x 19).
-const MAX_STRIDE: usize = 38;
+const MAX_STRIDE: usize = 2 * format::MAX_RECORD_LEN;
 
 /// Largest payload of one stored deflate block.
 const STORED_BLOCK_MAX: usize = 0xFFFF;
@@ -58,8 +59,14 @@ pub fn range_capacity(kind: HashKind, len: usize) -> usize {
 pub fn render_range_into(range: Range<'_>, out: &mut Vec<u8>) {
     // One instance per kind, so every per-line copy has a constant length and is inlined.
     match range.kind() {
-        HashKind::Sha1 => render_lines::<35, 38>(range, out),
-        HashKind::Ntlm => render_lines::<27, 30>(range, out),
+        HashKind::Sha1 => render_lines::<
+            { 2 * format::SHA1_RECORD_LEN - 3 },
+            { 2 * format::SHA1_RECORD_LEN },
+        >(range, out),
+        HashKind::Ntlm => render_lines::<
+            { 2 * format::NTLM_RECORD_LEN - 3 },
+            { 2 * format::NTLM_RECORD_LEN },
+        >(range, out),
     }
 }
 
@@ -89,7 +96,7 @@ fn render_lines<const SUFFIX: usize, const STRIDE: usize>(range: Range<'_>, out:
                 pos = 2;
             }
             first = false;
-            let suffix: &[u8; SUFFIX] = hex[k * STRIDE + 1..][..SUFFIX]
+            let suffix: &[u8; SUFFIX] = hex[k * STRIDE + format::RECORD_HEX_SUFFIX_AT..][..SUFFIX]
                 .try_into()
                 .expect("constant length");
             line[pos..pos + SUFFIX].copy_from_slice(suffix);

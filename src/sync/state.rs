@@ -108,11 +108,6 @@ impl StateDir {
         })
     }
 
-    /// The root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// Path of the file holding `prefix`.
     pub fn prefix_path(&self, prefix: Prefix) -> PathBuf {
         let hex = prefix.to_hex();

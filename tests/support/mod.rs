@@ -201,15 +201,18 @@ pub fn assert_matches<D: AsRef<[u8]> + Sync>(index: &Index<D>, synth: &Synth) {
         for (entry, (hash, count)) in range.iter().zip(&expected) {
             assert_eq!(entry.suffix_hex(), synth.hex(hash)[5..], "prefix {prefix}");
             assert_eq!(entry.count(), *count, "prefix {prefix}: count");
-            assert_eq!(entry.hash(prefix, kind).as_bytes(), &hash[..kind.len()]);
+            assert_eq!(
+                entry.hash(prefix, kind).as_bytes(),
+                &hash[..kind.byte_len()]
+            );
         }
         for (hash, count) in &expected {
-            let present = hibp_mirror::Hash::from_bytes(kind, &hash[..kind.len()]).unwrap();
+            let present = hibp_mirror::Hash::from_bytes(kind, &hash[..kind.byte_len()]).unwrap();
             assert_eq!(index.lookup(&present), Some(*count), "lookup {present:?}");
             // A neighbour that differs in the last bit is absent unless generated too.
             let mut near = *hash;
-            near[kind.len() - 1] ^= 1;
-            let absent = hibp_mirror::Hash::from_bytes(kind, &near[..kind.len()]).unwrap();
+            near[kind.byte_len() - 1] ^= 1;
+            let absent = hibp_mirror::Hash::from_bytes(kind, &near[..kind.byte_len()]).unwrap();
             let expected_near = expected
                 .binary_search_by(|(h, _)| h.cmp(&near))
                 .ok()
