@@ -8,9 +8,9 @@
 //!   dispatch; shared helpers: `open_index`, the one `progress_bar`, `Seconds` for durations,
 //!   the `HIBP_MIRROR_*` index variables and `announce_index`.
 //! - `cli/<subcommand>.rs`: one per subcommand (`import`, `check`, `info` (info and verify),
-//!   `serve`, `sync`, `audit`, `healthcheck`), each owning its clap `Args` struct (whose doc
-//!   comment is the subcommand's help), the conversion of those flags into the library's options
-//!   in one place, and a `run` function.
+//!   `serve`, `sync`, `audit`, `healthcheck`, and the hidden `generate` for packagers), each
+//!   owning its clap `Args` struct (whose doc comment is the subcommand's help), the conversion
+//!   of those flags into the library's options in one place, and a `run` function.
 
 mod cli;
 

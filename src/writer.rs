@@ -344,3 +344,25 @@ pub fn build_in_memory<'a>(
     let (cursor, _) = writer.finish(label, build_time).expect("in memory");
     cursor.into_inner()
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod permission_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::AtomicFile;
+
+    #[test]
+    fn committed_files_are_readable_as_the_umask_allows() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let umask = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .map(|v| u32::from_str_radix(v.trim(), 8).unwrap())
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("x.idx");
+        AtomicFile::create(&target).unwrap().commit(false).unwrap();
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644 & !umask, "umask {umask:o}");
+    }
+}

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod generate;
 pub mod healthcheck;
 pub mod import;
 pub mod info;
@@ -44,6 +45,8 @@ pub enum Command {
     Sync(sync::SyncArgs),
     Audit(audit::AuditArgs),
     Healthcheck(healthcheck::HealthcheckArgs),
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 impl Command {
@@ -58,6 +61,7 @@ impl Command {
             Command::Sync(args) => sync::run(args),
             Command::Audit(args) => audit::run(args),
             Command::Healthcheck(args) => healthcheck::run(args),
+            Command::Generate(args) => generate::run(args),
         }
     }
 }
