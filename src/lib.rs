@@ -16,9 +16,11 @@
 //! - [`severity`]: breach counts mapped to tiers (`none` ... `critical`) with configurable thresholds.
 //! - [`server`]: the HTTP server (`/range`, `/checkhash`, `/healthz`, `/metrics`) with hot reload.
 //! - [`sync`]: mirror an upstream range API into a resumable state directory, then build an index.
+//! - [`export`]: top-N and count-threshold lists, and binary fuse filters (`docs/FILTER.md`).
 //! - [`audit`]: check an organisation's credential hashes (bare, `user:hash`, pwdump) in bulk.
 
 pub mod audit;
+pub mod export;
 pub mod format;
 pub mod hash;
 pub mod import;
