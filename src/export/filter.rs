@@ -144,7 +144,11 @@ impl std::fmt::Display for Width {
 /// The filter key of a full hash: its first 8 bytes as a big-endian `u64`.
 #[inline]
 pub fn key_of(hash_bytes: &[u8]) -> u64 {
-    u64::from_be_bytes(hash_bytes[..8].try_into().expect("hashes are at least 8 bytes"))
+    u64::from_be_bytes(
+        hash_bytes[..8]
+            .try_into()
+            .expect("hashes are at least 8 bytes"),
+    )
 }
 
 /// The shard of `key` for a filter with `shard_bits` shard bits: the key's top bits.
@@ -783,7 +787,11 @@ where
 }
 
 /// Builds one shard: its descriptor (offset left 0) and fingerprint bytes.
-fn build_shard<F>(s: usize, spec: &FilterSpec, shard_keys: &F) -> Result<(Shard, Vec<u8>), BuildError>
+fn build_shard<F>(
+    s: usize,
+    spec: &FilterSpec,
+    shard_keys: &F,
+) -> Result<(Shard, Vec<u8>), BuildError>
 where
     F: Fn(usize) -> Result<Vec<u64>, BuildError> + Sync,
 {
@@ -810,7 +818,11 @@ where
         }
         Width::Bits16 => {
             let f = BinaryFuse16::try_from(&keys[..]).map_err(construction)?;
-            let bytes = f.fingerprints.iter().flat_map(|v| v.to_le_bytes()).collect();
+            let bytes = f
+                .fingerprints
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
             (f.descriptor, bytes)
         }
     };
@@ -917,7 +929,11 @@ mod tests {
                     }
                 };
                 for k in keys.iter().chain(&probes) {
-                    assert_eq!(filter.contains_key(*k), reference(k), "n={n} {width} key={k:x}");
+                    assert_eq!(
+                        filter.contains_key(*k),
+                        reference(k),
+                        "n={n} {width} key={k:x}"
+                    );
                 }
                 assert!(keys.iter().all(|&k| filter.contains_key(k)));
             }
@@ -955,6 +971,9 @@ mod tests {
             &|_| {},
         )
         .unwrap_err();
-        assert!(matches!(err, BuildError::ShardTooLarge { shard: 0, .. }), "{err}");
+        assert!(
+            matches!(err, BuildError::ShardTooLarge { shard: 0, .. }),
+            "{err}"
+        );
     }
 }

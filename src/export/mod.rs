@@ -319,7 +319,9 @@ pub fn export<D: AsRef<[u8]> + Sync>(
     let out = AtomicFile::create(path).map_err(write_err)?;
     let progress = &options.progress;
     progress.set_length(index.len());
-    let top = selection.top.map(|n| top_n(index, n, selection.min_count, progress));
+    let top = selection
+        .top
+        .map(|n| top_n(index, n, selection.min_count, progress));
     let mut filter_header = None;
     let selected = match (options.target, top) {
         (Target::Dump(order), Some(mut ranked)) => {
@@ -349,11 +351,15 @@ pub fn export<D: AsRef<[u8]> + Sync>(
                 .map_err(write_err)?;
             ranked.len() as u64
         }
-        (Target::Dump(_), None) => stream_dump(index, selection, out.file(), progress).map_err(write_err)?,
+        (Target::Dump(_), None) => {
+            stream_dump(index, selection, out.file(), progress).map_err(write_err)?
+        }
         (Target::Index, None) => {
             let mut writer = IndexWriter::new(out.file(), index.kind()).map_err(write_err)?;
-            stream_blocks(index, selection, progress, |block| writer.push_block(&block))
-                .map_err(write_err)?;
+            stream_blocks(index, selection, progress, |block| {
+                writer.push_block(&block)
+            })
+            .map_err(write_err)?;
             let selected = writer.record_count();
             writer
                 .finish(&label(index, selection), format::now_unix())
@@ -494,7 +500,10 @@ fn build_filter<D: AsRef<[u8]> + Sync>(
 ) -> Result<FilterHeader, filter::BuildError> {
     let kind: HashKind = index.kind();
     let keys: Option<Vec<u64>> = ranked.map(|r| {
-        let mut keys: Vec<u64> = r.iter().map(|r| filter::key_of(r.hash.as_bytes())).collect();
+        let mut keys: Vec<u64> = r
+            .iter()
+            .map(|r| filter::key_of(r.hash.as_bytes()))
+            .collect();
         keys.sort_unstable();
         keys
     });
