@@ -387,12 +387,13 @@ fn python_reader_agrees_with_the_rust_reader_on_every_key_and_100k_absent_keys()
             ),
             Width::Bits16 => assert!(positives < 12, "{positives} false positives"),
         }
-        // Size: xorf's ~1.125 fingerprints per key when shards are large enough (tiny shards
-        // carry a fixed overhead, which is why export aims for ~4 M keys per shard).
+        // Size: xorf allots 1.125 fingerprints per key from ~1 M keys per shard up, ~1.18 at
+        // this test's 86,000 (tiny shards carry a fixed overhead, which is why export aims
+        // for ~4 M keys per shard).
         if shard_bits.is_none() {
             let bits_per_key = filter.fingerprint_bytes() as f64 * 8.0 / all.len() as f64;
-            let theory = 1.125 * f64::from(width.bits());
-            assert!(bits_per_key < theory * 1.05, "{bits_per_key} bits per key");
+            let bound = 1.2 * f64::from(width.bits());
+            assert!(bits_per_key < bound, "{bits_per_key} bits per key");
         }
     }
 }
