@@ -15,6 +15,9 @@ use hibp_mirror::severity::Thresholds;
 use hibp_mirror::{sample, sync, Hash, HashKind, Index, IndexBytes};
 use indicatif::{ProgressBar, ProgressStyle};
 
+#[path = "cli/export.rs"]
+mod export_cli;
+
 /// Self-hosted, offline mirror of the Have I Been Pwned Pwned Passwords range API.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]
@@ -125,6 +128,9 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Export the most-seen hashes, or those seen at least C times, as a dump, an index or a
+    /// binary fuse filter (docs/FILTER.md) for tools that cannot run a server.
+    Export(export_cli::ExportArgs),
     /// Exit 0 if the server at URL answers 200 (for container HEALTHCHECKs; no curl needed).
     Healthcheck {
         /// The URL to probe (plain http only).
@@ -291,6 +297,10 @@ fn run(command: Command) -> Result<()> {
             &files,
         ),
         Command::Healthcheck { url } => healthcheck(&url),
+        Command::Export(args) => {
+            let bar = progress_bar(0, args.quiet, "records");
+            export_cli::run(args, bar)
+        }
     }
 }
 
