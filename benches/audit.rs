@@ -14,10 +14,10 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{Criterion, Throughput};
-use hibp_mirror::audit::{self, Corpus};
+use hibp_mirror::audit::{self, Indexes};
 use hibp_mirror::severity::Thresholds;
 use hibp_mirror::writer::build_in_memory;
-use hibp_mirror::{Hash, HashKind, Index};
+use hibp_mirror::{Hash, HashKind, Index, IndexBytes};
 use indicatif::ProgressBar;
 use synth::{SplitMix64, Synth};
 
@@ -29,7 +29,7 @@ const QUERIES: usize = 1_000_000;
 
 struct Fixture {
     /// The index under test.
-    index: Index<Vec<u8>>,
+    index: Index<IndexBytes>,
     /// The same corpus as a HashMap (the baseline).
     map: HashMap<Hash, u32>,
     /// The audit input: `userN:HASH` lines, half present in the corpus, half absent.
@@ -45,12 +45,12 @@ fn fixture(step: u32, queries: usize) -> Fixture {
         .map(|(h, c)| (Hash::from_bytes(HashKind::Sha1, &h[..20]).unwrap(), c))
         .collect();
     pairs.sort_unstable();
-    let index = Index::open(build_in_memory(
+    let index = Index::open(IndexBytes::Owned(build_in_memory(
         HashKind::Sha1,
         pairs.iter().map(|(h, c)| (h.as_bytes(), *c)),
         "bench",
         0,
-    ))
+    )))
     .unwrap();
     let mut rng = SplitMix64::new(7);
     let mut queries_out = Vec::with_capacity(queries);
@@ -87,10 +87,13 @@ fn one_core() -> rayon::ThreadPool {
 }
 
 fn run_audit(f: &Fixture) -> usize {
-    let corpora: [&dyn Corpus; 1] = [&f.index];
+    let indexes = Indexes {
+        sha1: Some(&f.index),
+        ntlm: None,
+    };
     let report = audit::audit(
         &f.input,
-        &corpora,
+        indexes,
         Thresholds::DEFAULT,
         &ProgressBar::hidden(),
     );

@@ -6,7 +6,7 @@
 //!
 //! # Layout
 //! - [`hash`]: hash kinds, full hashes and 5-hex prefixes; hex parsing and formatting, no I/O.
-//! - [`format`]: the index file format; the only module that knows byte offsets.
+//! - [`format`](mod@format): the index file format; the only module that knows byte offsets.
 //! - [`mmap`]: the crate's single `unsafe` operation, mapping a file read-only, with its contract;
 //!   [`IndexBytes`], index bytes mapped or owned.
 //! - [`index`]: the read side: open with cheap checks, `range`, `lookup`, full `verify`.
@@ -14,10 +14,17 @@
 //! - [`import`]: dump files, gzip, stdin and per-prefix directories in; an index out.
 //! - [`sample`]: the bundled sample corpus from `data/`, as in-memory indexes.
 //! - [`severity`]: breach counts mapped to tiers (`none` ... `critical`) with configurable thresholds.
-//! - [`server`]: the HTTP server (`/range`, `/checkhash`, `/healthz`, `/metrics`) with hot reload.
+//! - [`server`]: the HTTP server (`/range`, `/checkhash`, `/healthz`, `/metrics`) with hot reload,
+//!   and the `/healthz` client the `healthcheck` subcommand uses.
 //! - [`sync`]: mirror an upstream range API into a resumable state directory, then build an index.
 //! - [`export`]: top-N and count-threshold lists, and binary fuse filters (`docs/FILTER.md`).
-//! - [`audit`]: check an organisation's credential hashes (bare, `user:hash`, pwdump) in bulk.
+//! - [`audit`]: check an organisation's credential hashes (bare, `user:hash`, pwdump) in bulk:
+//!   `parse` (lines), `check` (parallel lookup, reuse groups), `report` (text, JSON, CSV).
+//!
+//! The `hibp-mirror` binary (`src/main.rs`, `src/cli/`) is only the command line: one module per
+//! subcommand turns its flags into these modules' options (layout in `main.rs`'s module doc).
+
+#![warn(missing_docs)]
 
 pub mod audit;
 pub mod export;

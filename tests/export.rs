@@ -656,3 +656,222 @@ fn the_worked_example_of_the_format_page_holds() {
     assert_eq!(key, 0x5BAA_61E4_C9B9_3F3F);
     assert_eq!(filter::shard_of(key, 3), 2);
 }
+
+/// Runs the real binary with `args` and `stdin`; returns (success, stdout, stderr).
+fn cli(args: &[&std::ffi::OsStr], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
+        .args(args)
+        .env_remove("HIBP_MIRROR_INDEX")
+        .env_remove("HIBP_MIRROR_NTLM_INDEX")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+macro_rules! os {
+    ($($a:expr),* $(,)?) => { &[$(std::ffi::OsStr::new($a)),*] };
+}
+
+/// A SHA-1 and an NTLM index of a few passwords, each with its count.
+const PASSWORDS: &[(&str, u32)] = &[("password", 9_000_000), ("letmein", 50), ("rare", 1)];
+
+fn password_indexes(dir: &Path) -> [PathBuf; 2] {
+    [HashKind::Sha1, HashKind::Ntlm].map(|kind| {
+        let mut entries: Vec<(Hash, u32)> = PASSWORDS
+            .iter()
+            .map(|&(p, c)| (kind.hash_password(p), c))
+            .collect();
+        entries.sort();
+        let bytes = hibp_mirror::writer::build_in_memory(
+            kind,
+            entries.iter().map(|(h, c)| (h.as_bytes(), *c)),
+            "export test",
+            0,
+        );
+        let path = dir.join(format!("{kind}.idx"));
+        fs::write(&path, bytes).unwrap();
+        path
+    })
+}
+
+#[test]
+fn cli_exports_lists_and_filters_and_check_answers_in_filter_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let [sha1, _] = password_indexes(dir.path());
+    let top = dir.path().join("top.txt");
+    let (ok, _, err) = cli(
+        os!("export", "--top", "2", "--order", "count", "-o", &top, &sha1),
+        "",
+    );
+    assert!(ok, "{err}");
+    let h = |p| HashKind::Sha1.hash_password(p);
+    assert_eq!(
+        fs::read_to_string(&top).unwrap(),
+        format!("{}:9000000\n{}:50\n", h("password"), h("letmein"))
+    );
+    assert!(err.contains("exported 2 sha1 hashes (top 2)"), "{err}");
+
+    // An index export serves `check` unchanged.
+    let idx = dir.path().join("min.idx");
+    let (ok, _, err) = cli(
+        os!(
+            "export",
+            "--min-count",
+            "50",
+            "--format",
+            "index",
+            "-o",
+            &idx,
+            &sha1
+        ),
+        "",
+    );
+    assert!(ok, "{err}");
+    let (ok, out, _) = cli(os!("check", "--index", &idx), "password\nrare\n");
+    assert!(ok);
+    assert_eq!(out, format!("{}:9000000\n{}:0\n", h("password"), h("rare")));
+
+    let flt = dir.path().join("sha1.binfuse8");
+    let (ok, _, err) = cli(os!("export", "--filter", "binfuse8", "-o", &flt, &sha1), "");
+    assert!(ok, "{err}");
+    assert!(err.contains("binfuse8 filter of 3 sha1 hashes"), "{err}");
+    let (ok, out, err) = cli(
+        os!("check", "--filter", &flt),
+        "password\nrare\ncorrect horse battery staple\n",
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("filter mode"), "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "{}:probably-breached\n{}:probably-breached\n{}:not-breached\n",
+            h("password"),
+            h("rare"),
+            h("correct horse battery staple")
+        )
+    );
+    // A full NTLM hash against a SHA-1 filter is refused with a reason.
+    let nt = HashKind::Ntlm.hash_password("password").to_hex();
+    let (ok, _, err) = cli(
+        os!("check", "--hashes", "--filter", &flt),
+        &format!("{nt}\n"),
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("stdin:1") && err.contains("holds sha1 hashes"),
+        "{err}"
+    );
+    // A damaged filter is refused before any answer.
+    let mut bytes = fs::read(&flt).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&flt, &bytes).unwrap();
+    let (ok, out, err) = cli(os!("check", "--filter", &flt), "password\n");
+    assert!(!ok);
+    assert!(out.is_empty());
+    assert!(
+        err.contains("checksum mismatch") && err.contains("re-run export"),
+        "{err}"
+    );
+}
+
+#[test]
+fn cli_audit_with_filters_reports_probable_breaches_without_counts() {
+    let dir = tempfile::tempdir().unwrap();
+    let [sha1, ntlm] = password_indexes(dir.path());
+    let mut filters = Vec::new();
+    for (index, name) in [(&sha1, "sha1.flt"), (&ntlm, "ntlm.flt")] {
+        let path = dir.path().join(name);
+        let (ok, _, err) = cli(
+            os!("export", "--filter", "binfuse16", "-o", &path, index),
+            "",
+        );
+        assert!(ok, "{err}");
+        filters.push(path);
+    }
+    let nt = |p| HashKind::Ntlm.hash_password(p).to_hex();
+    let dump = format!(
+        "alice:1001:aad3b435b51404eeaad3b435b51404ee:{}:::\nbob:1002:aad3b435b51404eeaad3b435b51404ee:{}:::\ncarol:{}\n",
+        nt("password"),
+        nt("a long unbreached passphrase"),
+        HashKind::Sha1.hash_password("rare"),
+    );
+    let input = dir.path().join("dump.txt");
+    fs::write(&input, dump).unwrap();
+    let (ok, out, err) = cli(
+        os!(
+            "audit",
+            "--filter",
+            &filters[0],
+            "--filter",
+            &filters[1],
+            &input
+        ),
+        "",
+    );
+    assert!(ok, "{err}");
+    assert!(err.contains("filter mode"), "{err}");
+    let row = |user: &str| {
+        out.lines()
+            .find(|l| l.starts_with(user))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(row("alice").contains("probably-breached"), "{out}");
+    assert!(row("bob").contains("not-breached"), "{out}");
+    assert!(row("carol").contains("probably-breached"), "{out}");
+    assert!(out.contains("mode: filter"), "{out}");
+    assert!(
+        out.contains("66.7% of accounts probably use a breached password (2 of 3)"),
+        "{out}"
+    );
+    assert!(
+        !out.contains("by severity"),
+        "no tiers without counts: {out}"
+    );
+
+    let (ok, out, err) = cli(
+        os!("audit", "--format", "json", "--filter", &filters[1], &input),
+        "",
+    );
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json["summary"]["mode"], "filter");
+    assert_eq!(
+        json["summary"]["checked"], 2,
+        "only the NTLM filter: carol is unchecked"
+    );
+    assert_eq!(json["summary"]["unchecked"], 1);
+    assert_eq!(json["accounts"][0]["filter_answer"], "probably-breached");
+    assert_eq!(json["accounts"][0]["count"], serde_json::Value::Null);
+    assert_eq!(json["accounts"][2]["filter_answer"], "unchecked");
+
+    // Two filters of one kind are refused.
+    let (ok, _, err) = cli(
+        os!(
+            "audit",
+            "--filter",
+            &filters[0],
+            "--filter",
+            &filters[0],
+            &input
+        ),
+        "",
+    );
+    assert!(!ok);
+    assert!(err.contains("at most one per hash kind"), "{err}");
+}

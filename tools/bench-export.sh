@@ -73,7 +73,7 @@ for prefixes in "${prefix_counts[@]}"; do
   idx="$dir/export-$prefixes.idx"
   if [ ! -s "$idx" ]; then
     "$bin/hibp-gen" dump --prefixes "$prefixes" --per-prefix "$per_prefix" |
-      "$bin/hibp-mirror" import - --quiet --no-fsync -o "$idx"
+      "$bin/hibp-mirror" import - --quiet --no-fsync -o "$idx" 2>"$dir/.import.log"
   fi
   records=$("$bin/hibp-mirror" info "$idx" | awk '/^records:/ {print $2}')
   cat "$idx" >/dev/null # warm the page cache

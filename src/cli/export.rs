@@ -15,7 +15,14 @@ pub enum ListFormat {
     Index,
 }
 
-/// Flags of `export`.
+/// Export the most-seen hashes, or those seen at least C times, as a dump, an index or a binary
+/// fuse filter (docs/FILTER.md), for tools that cannot run a server.
+///
+/// Streams INDEX in hash order: memory grows with --top N or with one filter shard (~4 M
+/// hashes), never with the index. OUTPUT is written to a temporary file next to it and renamed
+/// into place only when complete. An `--format index` export is a normal index that `serve`,
+/// `check` and `audit` use unchanged; a filter is read by `check --filter` and `audit --filter`,
+/// or by any reader written from docs/FILTER.md (tools/filter_reader.py is one in Python).
 #[derive(clap::Args)]
 pub struct ExportArgs {
     /// The index to export from.
@@ -52,10 +59,9 @@ pub struct ExportArgs {
 }
 
 /// Runs `export`.
-pub fn run(args: ExportArgs, progress: indicatif::ProgressBar) -> Result<()> {
-    // SAFETY: index files are replaced only by rename (what import, sync and export do), never
-    // modified in place; this command reads the index once and exits.
-    let index: Index<IndexBytes> = unsafe { Index::open_path(&args.index) }?;
+pub fn run(args: ExportArgs) -> Result<()> {
+    let index: Index<IndexBytes> = super::open_index(&args.index)?;
+    let progress = super::progress_bar(index.len(), super::Unit::Items("records"), args.quiet);
     let target = match args.filter {
         Some(width) => Target::Filter {
             width,

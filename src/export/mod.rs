@@ -521,10 +521,25 @@ fn build_filter<D: AsRef<[u8]> + Sync>(
         source_records: index.len(),
         build_time: format::now_unix(),
     };
-    let shard_count = 1usize << shard_bits;
-    progress.set_position(0);
-    progress.set_length(shard_count as u64);
-    let on_shard = |done: usize| progress.set_position(done as u64);
+    // Progress stays in index records: a scanned shard advances it by the records of its
+    // prefixes (the top-N path has scanned everything already).
+    let prefixes_per_shard = PREFIX_COUNT >> shard_bits;
+    let mut records_before = Vec::with_capacity((1usize << shard_bits) + 1);
+    let mut total = 0u64;
+    records_before.push(0);
+    for chunk in Prefix::all().collect::<Vec<_>>().chunks(prefixes_per_shard) {
+        total += chunk
+            .iter()
+            .map(|&p| index.prefix_len(p) as u64)
+            .sum::<u64>();
+        records_before.push(total);
+    }
+    let scanning = keys.is_none();
+    let on_shard = |done: usize| {
+        if scanning {
+            progress.set_position(records_before[done]);
+        }
+    };
     match keys {
         Some(keys) => filter::build(
             out.file(),
@@ -536,32 +551,29 @@ fn build_filter<D: AsRef<[u8]> + Sync>(
             },
             &on_shard,
         ),
-        None => {
-            let prefixes_per_shard = PREFIX_COUNT >> shard_bits;
-            filter::build(
-                out.file(),
-                &spec,
-                |s| {
-                    let start = s * prefixes_per_shard;
-                    let prefixes = (start..start + prefixes_per_shard)
-                        .map(|p| Prefix::new(p as u32).expect("in range"));
-                    let upper_bound: usize = prefixes.clone().map(|p| index.prefix_len(p)).sum();
-                    let mut keys = Vec::with_capacity(if selection.min_count == 0 {
-                        upper_bound
-                    } else {
-                        0
-                    });
-                    for prefix in prefixes {
-                        for entry in index.range(prefix) {
-                            if selection.admits(entry.count()) {
-                                keys.push(filter::key_of(entry.hash(prefix, kind).as_bytes()));
-                            }
+        None => filter::build(
+            out.file(),
+            &spec,
+            |s| {
+                let start = s * prefixes_per_shard;
+                let prefixes = (start..start + prefixes_per_shard)
+                    .map(|p| Prefix::new(p as u32).expect("in range"));
+                let upper_bound: usize = prefixes.clone().map(|p| index.prefix_len(p)).sum();
+                let mut keys = Vec::with_capacity(if selection.min_count == 0 {
+                    upper_bound
+                } else {
+                    0
+                });
+                for prefix in prefixes {
+                    for entry in index.range(prefix) {
+                        if selection.admits(entry.count()) {
+                            keys.push(filter::key_of(entry.hash(prefix, kind).as_bytes()));
                         }
                     }
-                    Ok(keys)
-                },
-                &on_shard,
-            )
-        }
+                }
+                Ok(keys)
+            },
+            &on_shard,
+        ),
     }
 }

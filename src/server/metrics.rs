@@ -92,8 +92,12 @@ impl Metrics {
     /// The Prometheus text exposition of these counters and of `indexes`.
     pub fn render(&self, indexes: &IndexSet) -> String {
         let mut out = String::with_capacity(8 * 1024);
-        out.push_str("# HELP hibp_mirror_requests_total Requests answered, by route and status.\n");
-        out.push_str("# TYPE hibp_mirror_requests_total counter\n");
+        metric_header(
+            &mut out,
+            "hibp_mirror_requests_total",
+            "Requests answered, by route and status.",
+            MetricType::Counter,
+        );
         for route in Route::ALL {
             let m = &self.routes[route.index()];
             for (i, &status) in STATUSES.iter().enumerate() {
@@ -113,10 +117,12 @@ impl Metrics {
                 );
             }
         }
-        out.push_str(
-            "# HELP hibp_mirror_request_duration_seconds Time to build a response, by route.\n",
+        metric_header(
+            &mut out,
+            "hibp_mirror_request_duration_seconds",
+            "Time to build a response, by route.",
+            MetricType::Histogram,
         );
-        out.push_str("# TYPE hibp_mirror_request_duration_seconds histogram\n");
         for route in Route::ALL {
             let m = &self.routes[route.index()];
             let name = route.name();
@@ -144,33 +150,33 @@ impl Metrics {
                 "hibp_mirror_request_duration_seconds_count{{route=\"{name}\"}} {cumulative}"
             );
         }
-        gauge_header(
+        metric_header(
             &mut out,
             "hibp_mirror_connections_open",
             "Connections currently open.",
-            "gauge",
+            MetricType::Gauge,
         );
         let _ = writeln!(
             out,
             "hibp_mirror_connections_open {}",
             self.connections_open.load(Ordering::Relaxed)
         );
-        gauge_header(
+        metric_header(
             &mut out,
             "hibp_mirror_connections_total",
             "Connections accepted since start.",
-            "counter",
+            MetricType::Counter,
         );
         let _ = writeln!(
             out,
             "hibp_mirror_connections_total {}",
             self.connections_accepted.load(Ordering::Relaxed)
         );
-        gauge_header(
+        metric_header(
             &mut out,
             "hibp_mirror_handler_panics_total",
             "Handler panics caught and answered with 500.",
-            "counter",
+            MetricType::Counter,
         );
         let _ = writeln!(
             out,
@@ -199,18 +205,18 @@ impl Metrics {
             ),
         ];
         for (name, help, value) in gauges {
-            gauge_header(&mut out, name, help, "gauge");
+            metric_header(&mut out, name, help, MetricType::Gauge);
             for (kind, served) in &served {
                 if let Some(served) = served {
                     let _ = writeln!(out, "{name}{{kind=\"{kind}\"}} {}", value(served.header()));
                 }
             }
         }
-        gauge_header(
+        metric_header(
             &mut out,
             "hibp_mirror_index_reloads_total",
             "Index reloads, by kind and result.",
-            "counter",
+            MetricType::Counter,
         );
         for kind in kinds {
             let (ok, failed) = indexes.reload_counts(kind);
@@ -230,6 +236,29 @@ impl Metrics {
 /// A per-kind gauge read off the index header: name, help text, value.
 type HeaderGauge = (&'static str, &'static str, fn(&Header) -> u64);
 
-fn gauge_header(out: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+/// The Prometheus metric types this exposition uses.
+#[derive(Clone, Copy)]
+enum MetricType {
+    /// Only goes up (resets at restart).
+    Counter,
+    /// A current value.
+    Gauge,
+    /// Cumulative buckets with `_sum` and `_count`.
+    Histogram,
+}
+
+impl MetricType {
+    /// The name in a `# TYPE` line.
+    fn name(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+        }
+    }
+}
+
+/// Writes the `# HELP` and `# TYPE` lines that precede every metric family.
+fn metric_header(out: &mut String, name: &str, help: &str, kind: MetricType) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {}", kind.name());
 }

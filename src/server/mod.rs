@@ -9,12 +9,14 @@
 //! - [`metrics`]: request counters and histograms in the Prometheus text format.
 //! - [`route`]: route classification and the privacy-safe form of a path for logs.
 //! - [`body`]: the response body type.
+//! - [`healthcheck`]: the client side of `/healthz`, for container health checks.
 //!
 //! This module holds the connection loop: [`run`] takes a bound listener and a shutdown future,
 //! so tests bind `127.0.0.1:0` and stop the server when they like.
 
 pub mod app;
 pub mod body;
+pub mod healthcheck;
 pub mod indexes;
 pub mod metrics;
 pub mod render;

@@ -1,0 +1,60 @@
+//! `hibp-mirror info` and `hibp-mirror verify`: an index's header and statistics, and a full check.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use hibp_mirror::hash::PREFIX_COUNT;
+
+use super::open_index;
+
+/// Print an index's header and statistics.
+#[derive(clap::Args)]
+pub struct InfoArgs {
+    /// The index file.
+    index: PathBuf,
+}
+
+/// Check every byte of an index: checksum, sort order and overflow table.
+///
+/// Exits non-zero and names the first fault if the file is corrupt.
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    /// The index file.
+    index: PathBuf,
+}
+
+/// Prints the header and statistics of the index.
+pub fn run(args: InfoArgs) -> Result<()> {
+    let index = open_index(&args.index)?;
+    let header = index.header();
+    let present = index.prefixes_present();
+    println!("kind:             {}", header.kind);
+    println!("format version:   {}", hibp_mirror::format::VERSION);
+    println!("records:          {}", header.record_count);
+    println!("overflow counts:  {}", header.overflow_count);
+    println!("build time:       {} (unix seconds)", header.build_time);
+    println!("source:           {}", header.label);
+    println!(
+        "prefixes present: {present} of {PREFIX_COUNT} ({} empty)",
+        PREFIX_COUNT - present
+    );
+    let file_len = header.expected_file_len().unwrap_or(0);
+    if header.record_count > 0 {
+        println!(
+            "file size:        {file_len} bytes ({:.2} bytes per record)",
+            file_len as f64 / header.record_count as f64
+        );
+    }
+    Ok(())
+}
+
+/// Verifies every byte of the index; the error names the first fault.
+pub fn verify(args: VerifyArgs) -> Result<()> {
+    let path = &args.index;
+    let index = open_index(path)?;
+    index
+        .verify()
+        .with_context(|| format!("{} is corrupt", path.display()))?;
+    println!("{}: OK ({} records)", path.display(), index.len());
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! `hibp-mirror serve`: the HTTP server, configured by flags or `HIBP_MIRROR_*` environment
+//! variables.
+
+use std::io::{self, IsTerminal};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use hibp_mirror::server::{self, IndexSet, IndexSource};
+use hibp_mirror::severity::Thresholds;
+use hibp_mirror::HashKind;
+
+use super::{at_least_one, Seconds, ENV_INDEX, ENV_NTLM_INDEX};
+
+/// Serve the Pwned Passwords range API (and /checkhash, /healthz, /metrics) over HTTP.
+///
+/// Without --index and --ntlm-index, serves the bundled sample corpus for both kinds; with only
+/// one of them, the other kind is not served. An index file replaced by a rename (what `import`
+/// does) is picked up within a second, and SIGHUP reloads at once; a file that fails the open
+/// checks is refused and the old index keeps serving. SIGINT/SIGTERM stop accepting and drain
+/// in-flight requests. Every option can also be set through the environment.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// SHA-1 index file.
+    #[arg(long, value_name = "PATH", env = ENV_INDEX)]
+    index: Option<PathBuf>,
+    /// NTLM index file (served for `?mode=ntlm`).
+    #[arg(long, value_name = "PATH", env = ENV_NTLM_INDEX)]
+    ntlm_index: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", env = "HIBP_MIRROR_LISTEN", default_value = server::DEFAULT_LISTEN)]
+    listen: String,
+    /// gzip level for clients that accept gzip: 0 = stored blocks (no compression, near
+    /// identity speed), 1-9 = deflate (smaller bodies, far fewer requests per second).
+    #[arg(long, value_name = "0-9", env = "HIBP_MIRROR_GZIP_LEVEL", default_value_t = server::DEFAULT_GZIP_LEVEL,
+          value_parser = clap::value_parser!(u32).range(0..=9))]
+    gzip_level: u32,
+    /// Smallest counts of the /checkhash severity tiers LOW,MEDIUM,HIGH,CRITICAL.
+    #[arg(long, value_name = "L,M,H,C", visible_alias = "thresholds", env = "HIBP_MIRROR_SEVERITY_THRESHOLDS",
+          default_value_t = Thresholds::DEFAULT)]
+    severity_thresholds: Thresholds,
+    /// Most concurrent connections (at least 1); more wait in the listen backlog.
+    #[arg(long, value_name = "N", env = "HIBP_MIRROR_MAX_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CONNECTIONS,
+          value_parser = at_least_one::<usize>)]
+    max_connections: usize,
+    /// Seconds (> 0) a client gets to send a complete request head.
+    #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_HEADER_TIMEOUT", value_parser = Seconds::parse_positive,
+          default_value_t = Seconds(server::DEFAULT_HEADER_READ_TIMEOUT))]
+    header_timeout: Seconds,
+    /// Seconds in-flight requests get to finish on shutdown (0: stop at once).
+    #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_DRAIN_TIMEOUT", value_parser = Seconds::parse,
+          default_value_t = Seconds(server::DEFAULT_DRAIN_TIMEOUT))]
+    drain_timeout: Seconds,
+    /// Seconds between checks of the index paths for a replaced file (0 disables).
+    #[arg(long, value_name = "SECS", env = "HIBP_MIRROR_WATCH_INTERVAL", value_parser = Seconds::parse,
+          default_value_t = Seconds(server::DEFAULT_WATCH_INTERVAL))]
+    watch_interval: Seconds,
+    /// Log every request (method, route, status, latency; never a hash).
+    #[arg(long, env = "HIBP_MIRROR_ACCESS_LOG", default_value_t = true, action = clap::ArgAction::Set)]
+    access_log: bool,
+    /// Accept HTTP/2 with prior knowledge (h2c) besides HTTP/1.1.
+    #[arg(long, env = "HIBP_MIRROR_HTTP2", default_value_t = true, action = clap::ArgAction::Set)]
+    http2: bool,
+    /// Log format.
+    #[arg(long, env = "HIBP_MIRROR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    /// Runtime worker threads, at least 1 (default: one per CPU).
+    #[arg(long, value_name = "N", env = "HIBP_MIRROR_WORKERS",
+          value_parser = at_least_one::<usize>)]
+    workers: Option<usize>,
+}
+
+/// Format of the log lines on stderr.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl ServeArgs {
+    /// The index sources: the bundled sample for both kinds when neither path is given.
+    fn sources(&self) -> (Option<IndexSource>, Option<IndexSource>) {
+        match (&self.index, &self.ntlm_index) {
+            (None, None) => (Some(IndexSource::Sample), Some(IndexSource::Sample)),
+            (sha1, ntlm) => (
+                sha1.clone().map(IndexSource::File),
+                ntlm.clone().map(IndexSource::File),
+            ),
+        }
+    }
+
+    /// The server's configuration for these flags.
+    fn config(&self) -> server::Config {
+        server::Config {
+            gzip_level: self.gzip_level,
+            thresholds: self.severity_thresholds,
+            max_connections: self.max_connections,
+            header_read_timeout: self.header_timeout.0,
+            drain_timeout: self.drain_timeout.0,
+            access_log: self.access_log,
+            watch_interval: Some(self.watch_interval.0).filter(|d| !d.is_zero()),
+            reload_on_sighup: true,
+            http2: self.http2,
+        }
+    }
+}
+
+/// Builds the runtime and runs the server until SIGINT/SIGTERM.
+pub fn run(args: ServeArgs) -> Result<()> {
+    init_logging(args.log_format);
+    let (sha1, ntlm) = args.sources();
+    if args.index.is_none() && args.ntlm_index.is_none() {
+        tracing::warn!("no --index or --ntlm-index given: serving the bundled sample corpus (sample counts, not real data)");
+    }
+    let indexes = IndexSet::open(sha1, ntlm).context("cannot load the index")?;
+    let config = args.config();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(workers) = args.workers {
+        runtime.worker_threads(workers);
+    }
+    let runtime = runtime
+        .enable_all()
+        .build()
+        .context("cannot start the runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let shutdown = server::shutdown_signal()?;
+        for kind in [HashKind::Sha1, HashKind::Ntlm] {
+            if let Some(served) = indexes.get(kind) {
+                tracing::info!(kind = %kind, source = %served.source(), records = served.header().record_count, build_time = served.header().build_time, "index loaded");
+            }
+        }
+        tracing::info!(address = %listener.local_addr()?, "listening");
+        let app = Arc::new(server::App::new(Arc::new(indexes), config));
+        server::run(listener, app, shutdown).await?;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(io::stderr().is_terminal())
+        .with_writer(io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
