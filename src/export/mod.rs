@@ -11,6 +11,7 @@ pub mod filter;
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -220,7 +221,10 @@ impl TopHeap {
 }
 
 /// The `n` highest-ranked hashes that pass `min_count`, best first (count descending, hash
-/// ascending). Memory is O(n) per worker thread, never O(index).
+/// ascending). Each worker thread scans a contiguous run of prefixes with its own heap of at most
+/// `n` entries (memory O(n x threads), never O(index)); a shared floor, the highest smallest
+/// count of any full heap, lets every worker skip entries that cannot make the final list
+/// without decoding their hash.
 pub fn top_n<D: AsRef<[u8]> + Sync>(
     index: &Index<D>,
     n: u64,
@@ -229,32 +233,44 @@ pub fn top_n<D: AsRef<[u8]> + Sync>(
 ) -> Vec<Ranked> {
     let n = usize::try_from(n).unwrap_or(usize::MAX);
     let kind = index.kind();
-    let heap = (0..PREFIX_COUNT / PREFIXES_PER_CHUNK)
+    let chunks = PREFIX_COUNT / PREFIXES_PER_CHUNK;
+    let workers = rayon::current_num_threads().clamp(1, chunks);
+    // Entries below the floor cannot enter: some heap already holds n entries at or above it.
+    let floor = AtomicU32::new(min_count);
+    let heaps: Vec<TopHeap> = (0..workers)
         .into_par_iter()
-        .fold(
-            || TopHeap::new(n),
-            |mut heap, chunk| {
+        .map(|w| {
+            let mut heap = TopHeap::new(n);
+            for chunk in w * chunks / workers..(w + 1) * chunks / workers {
                 let mut scanned = 0u64;
                 for prefix in chunk_prefixes(chunk) {
                     let range = index.range(prefix);
                     scanned += range.len() as u64;
+                    let mut bar = floor.load(AtomicOrdering::Relaxed).max(heap.floor());
                     for entry in range {
                         let count = entry.count();
-                        // A cheap test first: below the floor an entry cannot enter, so its
-                        // hash is never decoded. `offer` makes the exact comparison.
-                        if count >= min_count && count >= heap.floor() {
+                        // `>=`: an equal count may still win on a smaller hash; `offer` decides.
+                        if count >= bar {
                             heap.offer(Ranked {
                                 count,
                                 hash: entry.hash(prefix, kind),
                             });
+                            if heap.heap.len() == n {
+                                bar = bar.max(heap.floor());
+                                floor.fetch_max(bar, AtomicOrdering::Relaxed);
+                            }
                         }
                     }
                 }
                 progress.inc(scanned);
-                heap
-            },
-        )
-        .reduce(|| TopHeap::new(n), TopHeap::merge);
+            }
+            heap
+        })
+        .collect();
+    let heap = heaps
+        .into_iter()
+        .reduce(TopHeap::merge)
+        .unwrap_or_else(|| TopHeap::new(n));
     let mut ranked: Vec<Ranked> = heap.heap.into_iter().map(|r| r.0).collect();
     ranked.sort_unstable_by(|a, b| b.cmp(a));
     ranked
