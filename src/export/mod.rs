@@ -9,9 +9,7 @@
 
 pub mod filter;
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU32, Ordering as AtomicOrdering};
+use std::cmp::Ordering;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -170,108 +168,125 @@ impl PartialOrd for Ranked {
     }
 }
 
-/// A min-heap (by rank) of at most `n` entries: the best `n` seen so far.
-struct TopHeap {
-    /// Capacity.
-    n: usize,
-    /// `Reverse` so the worst kept entry is on top.
-    heap: BinaryHeap<Reverse<Ranked>>,
-}
-
-impl TopHeap {
-    fn new(n: usize) -> TopHeap {
-        TopHeap {
-            n,
-            heap: BinaryHeap::new(),
-        }
-    }
-
-    /// The smallest count that could still enter (0 while not full).
-    #[inline]
-    fn floor(&self) -> u32 {
-        if self.heap.len() < self.n {
-            0
-        } else {
-            self.heap.peek().map_or(u32::MAX, |r| r.0.count)
-        }
-    }
-
-    #[inline]
-    fn offer(&mut self, entry: Ranked) {
-        if self.heap.len() < self.n {
-            self.heap.push(Reverse(entry));
-        } else if let Some(mut worst) = self.heap.peek_mut() {
-            if entry > worst.0 {
-                *worst = Reverse(entry);
-            }
-        }
-    }
-
-    fn merge(self, other: TopHeap) -> TopHeap {
-        let (mut big, small) = if self.heap.len() >= other.heap.len() {
-            (self, other)
-        } else {
-            (other, self)
-        };
-        for Reverse(entry) in small.heap {
-            big.offer(entry);
-        }
-        big
-    }
-}
-
 /// The `n` highest-ranked hashes that pass `min_count`, best first (count descending, hash
-/// ascending). Each worker thread scans a contiguous run of prefixes with its own heap of at most
-/// `n` entries (memory O(n x threads), never O(index)); a shared floor, the highest smallest
-/// count of any full heap, lets every worker skip entries that cannot make the final list
-/// without decoding their hash.
+/// ascending).
+///
+/// Two parallel scans instead of a heap (a million-entry heap spends microseconds per
+/// replacement, and the real counts' heavy tail makes millions of replacements): the first
+/// builds a histogram of the counts and finds the threshold `T`, the n-th highest count; the
+/// second keeps every hash counted above `T` and, of those counted exactly `T`, the ones with
+/// the smallest hashes, which in hash order are simply the first ones met. Each worker scans a
+/// contiguous run of prefixes, so its ties are already in hash order. Memory is O(n) per worker
+/// thread, never O(index); hashes are decoded only for kept entries.
 pub fn top_n<D: AsRef<[u8]> + Sync>(
     index: &Index<D>,
     n: u64,
     min_count: u32,
     progress: &ProgressBar,
 ) -> Vec<Ranked> {
-    let n = usize::try_from(n).unwrap_or(usize::MAX);
+    if n == 0 {
+        return Vec::new();
+    }
     let kind = index.kind();
     let chunks = PREFIX_COUNT / PREFIXES_PER_CHUNK;
     let workers = rayon::current_num_threads().clamp(1, chunks);
-    // Entries below the floor cannot enter: some heap already holds n entries at or above it.
-    let floor = AtomicU32::new(min_count);
-    let heaps: Vec<TopHeap> = (0..workers)
+    let runs = |w: usize| w * chunks / workers..(w + 1) * chunks / workers;
+    progress.set_length(2 * index.len());
+
+    // Pass 1: how many hashes have each count (counts above the inline range are kept as is;
+    // they are ~0.1% of the corpus).
+    let (hist, mut big) = (0..workers)
         .into_par_iter()
         .map(|w| {
-            let mut heap = TopHeap::new(n);
-            for chunk in w * chunks / workers..(w + 1) * chunks / workers {
+            let mut hist = vec![0u64; format::INLINE_COUNT_MAX as usize + 1];
+            let mut big = Vec::new();
+            for chunk in runs(w) {
                 let mut scanned = 0u64;
                 for prefix in chunk_prefixes(chunk) {
                     let range = index.range(prefix);
                     scanned += range.len() as u64;
-                    let mut bar = floor.load(AtomicOrdering::Relaxed).max(heap.floor());
                     for entry in range {
                         let count = entry.count();
-                        // `>=`: an equal count may still win on a smaller hash; `offer` decides.
-                        if count >= bar {
-                            heap.offer(Ranked {
-                                count,
-                                hash: entry.hash(prefix, kind),
-                            });
-                            if heap.heap.len() == n {
-                                bar = bar.max(heap.floor());
-                                floor.fetch_max(bar, AtomicOrdering::Relaxed);
-                            }
+                        if count < min_count {
+                            continue;
+                        }
+                        match hist.get_mut(count as usize) {
+                            Some(slot) => *slot += 1,
+                            None => big.push(count),
                         }
                     }
                 }
                 progress.inc(scanned);
             }
-            heap
+            (hist, big)
+        })
+        .reduce(
+            || (vec![0u64; format::INLINE_COUNT_MAX as usize + 1], Vec::new()),
+            |(mut h, mut b), (h2, b2)| {
+                h.iter_mut().zip(h2).for_each(|(a, x)| *a += x);
+                b.extend(b2);
+                (h, b)
+            },
+        );
+    big.sort_unstable_by(|a, b| b.cmp(a));
+    // Distinct counts in descending order with their multiplicities.
+    let big_runs = big.chunk_by(|a, b| a == b).map(|run| (run[0], run.len() as u64));
+    let small_runs = hist
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|&(_, &k)| k > 0)
+        .map(|(c, &k)| (c as u32, k));
+    // Keep counts above `threshold`, and the first `ties` hashes counted exactly `threshold`.
+    let (mut threshold, mut ties) = (min_count, u64::MAX);
+    let mut above = 0u64;
+    for (count, k) in big_runs.chain(small_runs) {
+        if above + k >= n {
+            (threshold, ties) = (count, n - above);
+            break;
+        }
+        above += k;
+    }
+
+    // Pass 2: collect.
+    let parts: Vec<(Vec<Ranked>, Vec<Ranked>)> = (0..workers)
+        .into_par_iter()
+        .map(|w| {
+            let (mut kept, mut tied) = (Vec::new(), Vec::new());
+            for chunk in runs(w) {
+                let mut scanned = 0u64;
+                for prefix in chunk_prefixes(chunk) {
+                    let range = index.range(prefix);
+                    scanned += range.len() as u64;
+                    for entry in range {
+                        let count = entry.count();
+                        if count > threshold {
+                            kept.push(Ranked {
+                                count,
+                                hash: entry.hash(prefix, kind),
+                            });
+                        } else if count == threshold && (tied.len() as u64) < ties {
+                            tied.push(Ranked {
+                                count,
+                                hash: entry.hash(prefix, kind),
+                            });
+                        }
+                    }
+                }
+                progress.inc(scanned);
+            }
+            (kept, tied)
         })
         .collect();
-    let heap = heaps
-        .into_iter()
-        .reduce(TopHeap::merge)
-        .unwrap_or_else(|| TopHeap::new(n));
-    let mut ranked: Vec<Ranked> = heap.heap.into_iter().map(|r| r.0).collect();
+    let mut ranked = Vec::new();
+    let mut tied = Vec::new();
+    for (kept, t) in parts {
+        ranked.extend(kept);
+        tied.extend(t);
+    }
+    // Workers' runs ascend, so `tied` is in hash order: the first ones win the tie-break.
+    tied.truncate(usize::try_from(ties).unwrap_or(usize::MAX));
+    ranked.extend(tied);
     ranked.sort_unstable_by(|a, b| b.cmp(a));
     ranked
 }
