@@ -221,7 +221,12 @@ pub fn top_n<D: AsRef<[u8]> + Sync>(
             (hist, big)
         })
         .reduce(
-            || (vec![0u64; format::INLINE_COUNT_MAX as usize + 1], Vec::new()),
+            || {
+                (
+                    vec![0u64; format::INLINE_COUNT_MAX as usize + 1],
+                    Vec::new(),
+                )
+            },
             |(mut h, mut b), (h2, b2)| {
                 h.iter_mut().zip(h2).for_each(|(a, x)| *a += x);
                 b.extend(b2);
@@ -230,7 +235,9 @@ pub fn top_n<D: AsRef<[u8]> + Sync>(
         );
     big.sort_unstable_by(|a, b| b.cmp(a));
     // Distinct counts in descending order with their multiplicities.
-    let big_runs = big.chunk_by(|a, b| a == b).map(|run| (run[0], run.len() as u64));
+    let big_runs = big
+        .chunk_by(|a, b| a == b)
+        .map(|run| (run[0], run.len() as u64));
     let small_runs = hist
         .iter()
         .enumerate()
