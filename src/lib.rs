@@ -18,6 +18,7 @@
 //! - [`server`]: the HTTP server (`/range`, `/checkhash`, `/healthz`, `/metrics`) with hot reload,
 //!   and the `/healthz` client the `healthcheck` subcommand uses.
 //! - [`sync`]: mirror an upstream range API into a resumable state directory, then build an index.
+//! - [`export`]: top-N and count-threshold lists, and binary fuse filters (`docs/FILTER.md`).
 //! - [`audit`]: check an organisation's credential hashes (bare, `user:hash`, pwdump) in bulk:
 //!   `parse` (lines), `check` (parallel lookup, reuse groups), `report` (text, JSON, CSV).
 //! - [`context`]: warn when a password contains the user's name, e-mail or organisation.
@@ -29,6 +30,7 @@
 
 pub mod audit;
 pub mod context;
+pub mod export;
 pub mod format;
 pub mod hash;
 pub mod import;

@@ -8,7 +8,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
 
-use super::{parse_line, Account, BadLine, Indexes, Report, ReuseGroup};
+use super::{parse_line, Account, BadLine, Corpus, Filters, Indexes, Mode, Report, ReuseGroup};
 use crate::hash::Hash;
 use crate::severity::Thresholds;
 
@@ -21,6 +21,26 @@ const CHUNK_BYTES: usize = 1 << 20;
 pub fn audit<'a>(
     inputs: &'a [(String, Vec<u8>)],
     indexes: Indexes<'_>,
+    thresholds: Thresholds,
+    progress: &ProgressBar,
+) -> Report<'a> {
+    run(inputs, Corpus::Indexes(indexes), thresholds, progress)
+}
+
+/// Checks every line of `inputs` against binary fuse `filters`: each account is "probably
+/// breached" (count 1) or "not breached" (count 0), with no severity tier.
+pub fn audit_filters<'a>(
+    inputs: &'a [(String, Vec<u8>)],
+    filters: Filters<'_>,
+    thresholds: Thresholds,
+    progress: &ProgressBar,
+) -> Report<'a> {
+    run(inputs, Corpus::Filters(filters), thresholds, progress)
+}
+
+fn run<'a>(
+    inputs: &'a [(String, Vec<u8>)],
+    corpus: Corpus<'_>,
     thresholds: Thresholds,
     progress: &ProgressBar,
 ) -> Report<'a> {
@@ -44,7 +64,7 @@ pub fn audit<'a>(
             .par_iter()
             .zip(first_lines)
             .map(|(chunk, first)| {
-                let out = check_chunk(file, chunk, first, indexes, &thresholds);
+                let out = check_chunk(file, chunk, first, corpus, &thresholds);
                 progress.inc(chunk.len() as u64);
                 out
             })
@@ -55,7 +75,18 @@ pub fn audit<'a>(
         }
     }
     let reuse = reuse_groups(&accounts);
+    let mode = match corpus {
+        Corpus::Indexes(_) => Mode::Counts,
+        Corpus::Filters(filters) => Mode::Filter {
+            fp_rate: [filters.sha1, filters.ntlm]
+                .into_iter()
+                .flatten()
+                .map(|f| f.header().fp_rate)
+                .fold(0.0, f64::max),
+        },
+    };
     Report {
+        mode,
         files: inputs.iter().map(|(name, _)| name.clone()).collect(),
         accounts,
         bad_lines,
@@ -69,9 +100,10 @@ fn check_chunk<'a>(
     file: usize,
     chunk: &'a [u8],
     first: usize,
-    indexes: Indexes<'_>,
+    corpus: Corpus<'_>,
     thresholds: &Thresholds,
 ) -> (Vec<Account<'a>>, Vec<BadLine>) {
+    let filter_mode = matches!(corpus, Corpus::Filters(_));
     let mut accounts = Vec::with_capacity(chunk.len() / 40);
     let mut bad = Vec::new();
     for (i, line) in chunk.split(|&b| b == b'\n').enumerate() {
@@ -83,16 +115,16 @@ fn check_chunk<'a>(
         match parse_line(line) {
             Ok(None) => {}
             Ok(Some(cred)) => {
-                let count = indexes
-                    .get(cred.hash.kind())
-                    .map(|index| index.lookup(&cred.hash).unwrap_or(0));
+                let count = corpus.check(&cred.hash);
                 accounts.push(Account {
                     file,
                     line: number,
                     user: cred.user,
                     hash: cred.hash,
                     count,
-                    severity: count.map(|c| thresholds.classify(c)),
+                    severity: count
+                        .filter(|_| !filter_mode)
+                        .map(|c| thresholds.classify(c)),
                 });
             }
             Err(error) => bad.push(BadLine {

@@ -22,12 +22,13 @@ pub mod report;
 
 use std::collections::BTreeMap;
 
+use crate::export::filter::{key_of, Filter};
 use crate::hash::{Hash, HashKind};
 use crate::index::Index;
 use crate::mmap::IndexBytes;
 use crate::severity::{Severity, Thresholds};
 
-pub use check::audit;
+pub use check::{audit, audit_filters};
 pub use parse::{parse_line, Credential, LineError};
 pub use report::{Render, ReportFormat};
 
@@ -51,6 +52,62 @@ impl<'i> Indexes<'i> {
     }
 }
 
+/// Binary fuse filters an audit checks against instead of indexes: at most one per hash kind.
+/// Answers are "probably breached" or "not breached", without counts or severity tiers.
+#[derive(Clone, Copy, Default)]
+pub struct Filters<'i> {
+    /// The SHA-1 filter.
+    pub sha1: Option<&'i Filter<IndexBytes>>,
+    /// The NTLM filter.
+    pub ntlm: Option<&'i Filter<IndexBytes>>,
+}
+
+impl<'i> Filters<'i> {
+    /// The filter for hashes of `kind`, if any.
+    pub fn get(&self, kind: HashKind) -> Option<&'i Filter<IndexBytes>> {
+        match kind {
+            HashKind::Sha1 => self.sha1,
+            HashKind::Ntlm => self.ntlm,
+        }
+    }
+}
+
+/// What the accounts were checked against, which decides what a result means.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Mode {
+    /// Indexes: exact counts and severity tiers.
+    Counts,
+    /// Filters: a count of 1 means "probably breached" (a false positive with probability
+    /// `fp_rate`), 0 means "not breached"; no severity tiers.
+    Filter {
+        /// The largest false-positive rate among the filters used.
+        fp_rate: f64,
+    },
+}
+
+/// Where one audit looks hashes up.
+#[derive(Clone, Copy)]
+pub(crate) enum Corpus<'i> {
+    /// Exact counts.
+    Indexes(Indexes<'i>),
+    /// Membership only.
+    Filters(Filters<'i>),
+}
+
+impl Corpus<'_> {
+    /// The count (indexes) or 1/0 (filters) for `hash`; `None` when no corpus has its kind.
+    pub(crate) fn check(&self, hash: &Hash) -> Option<u32> {
+        match self {
+            Corpus::Indexes(indexes) => indexes
+                .get(hash.kind())
+                .map(|index| index.lookup(hash).unwrap_or(0)),
+            Corpus::Filters(filters) => filters
+                .get(hash.kind())
+                .map(|filter| u32::from(filter.contains_key(key_of(hash.as_bytes())))),
+        }
+    }
+}
+
 /// The result for one account (one parsed line), borrowing its name from the input.
 #[derive(Debug, Clone)]
 pub struct Account<'a> {
@@ -62,9 +119,10 @@ pub struct Account<'a> {
     pub user: Option<&'a str>,
     /// The hash (printed only with `show_hashes`; needed for reuse groups).
     pub hash: Hash,
-    /// Breach count; `None` when no corpus of the hash's kind was given.
+    /// Breach count (in filter mode 1 = probably breached, 0 = not); `None` when no corpus of
+    /// the hash's kind was given.
     pub count: Option<u32>,
-    /// Tier of `count`; `None` when unchecked.
+    /// Tier of `count`; `None` when unchecked, and always in filter mode.
     pub severity: Option<Severity>,
 }
 
@@ -99,6 +157,8 @@ pub struct Report<'a> {
     pub reuse: Vec<ReuseGroup>,
     /// The tier thresholds used.
     pub thresholds: Thresholds,
+    /// Counts from indexes, or answers from filters.
+    pub mode: Mode,
 }
 
 /// Totals derived from a [`Report`].
@@ -141,13 +201,15 @@ impl Report<'_> {
             reuse_by_size: BTreeMap::new(),
         };
         for a in &self.accounts {
-            match (a.count, a.severity) {
-                (Some(count), Some(severity)) => {
+            match a.count {
+                Some(count) => {
                     s.checked += 1;
                     s.breached += usize::from(count > 0);
-                    s.by_severity[severity as usize] += 1;
+                    if let Some(severity) = a.severity {
+                        s.by_severity[severity as usize] += 1;
+                    }
                 }
-                _ => s.unchecked += 1,
+                None => s.unchecked += 1,
             }
         }
         for g in &self.reuse {

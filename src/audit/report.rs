@@ -5,8 +5,22 @@ use std::io::{self, Write};
 
 use serde_json::{json, Value};
 
-use super::Report;
+use super::{Account, Mode, Report};
 use crate::severity::Severity;
+
+/// The filter-mode answer for an account: `probably-breached`, `not-breached` or `unchecked`.
+fn answer(a: &Account<'_>) -> &'static str {
+    match a.count {
+        Some(0) => "not-breached",
+        Some(_) => "probably-breached",
+        None => "unchecked",
+    }
+}
+
+/// Whether the report holds filter answers rather than counts.
+fn filter_mode(report: &Report) -> bool {
+    matches!(report.mode, Mode::Filter { .. })
+}
 
 /// Unparseable lines listed in text output (all of them are in JSON).
 const TEXT_BAD_LINES_SHOWN: usize = 50;
@@ -79,25 +93,34 @@ impl Render {
             .max()
             .unwrap_or(0)
             .clamp(7, 40);
+        let filter = filter_mode(report);
         write!(out, "{:<width$}  ", "ACCOUNT")?;
-        if self.show_counts {
-            write!(out, "{:>10}  ", "COUNT")?;
+        if filter {
+            write!(out, "{:<17}  SOURCE", "FILTER ANSWER")?;
+        } else {
+            if self.show_counts {
+                write!(out, "{:>10}  ", "COUNT")?;
+            }
+            write!(out, "{:<8}  SOURCE", "SEVERITY")?;
         }
-        write!(out, "{:<8}  SOURCE", "SEVERITY")?;
         if self.show_hashes {
             write!(out, "  HASH")?;
         }
         writeln!(out)?;
         for a in &report.accounts {
-            let (count, severity) = match (a.count, a.severity) {
-                (Some(c), Some(s)) => (c.to_string(), s.name()),
-                _ => ("-".into(), "unchecked"),
-            };
             write!(out, "{:<width$}  ", report.account_name(a))?;
-            if self.show_counts {
-                write!(out, "{count:>10}  ")?;
+            if filter {
+                write!(out, "{:<17}  {}", answer(a), report.source(a.file, a.line))?;
+            } else {
+                let (count, severity) = match (a.count, a.severity) {
+                    (Some(c), Some(s)) => (c.to_string(), s.name()),
+                    _ => ("-".into(), "unchecked"),
+                };
+                if self.show_counts {
+                    write!(out, "{count:>10}  ")?;
+                }
+                write!(out, "{severity:<8}  {}", report.source(a.file, a.line))?;
             }
-            write!(out, "{severity:<8}  {}", report.source(a.file, a.line))?;
             if self.show_hashes {
                 write!(out, "  {}", a.hash)?;
             }
@@ -125,6 +148,7 @@ impl Render {
                     (Some(c), Some(s)) if self.show_counts => format!("breached {c} times, {s}"),
                     (Some(0), Some(s)) => format!("not breached, {s}"),
                     (Some(_), Some(s)) => format!("breached, {s}"),
+                    (Some(_), None) => answer(first).replace('-', " "),
                     _ => "unchecked".into(),
                 };
                 write!(
@@ -143,17 +167,38 @@ impl Render {
     }
 
     fn write_csv(&self, report: &Report, out: &mut dyn Write) -> io::Result<()> {
-        write!(out, "user,file,line,kind,")?;
-        if self.show_counts {
-            write!(out, "count,")?;
+        let filter = filter_mode(report);
+        if filter {
+            write!(out, "user,file,line,kind,filter_answer")?;
+        } else {
+            write!(out, "user,file,line,kind,")?;
+            if self.show_counts {
+                write!(out, "count,")?;
+            }
+            write!(out, "severity")?;
         }
-        write!(out, "severity")?;
         if self.show_hashes {
             write!(out, ",hash")?;
         }
         writeln!(out)?;
         for a in &report.accounts {
             let user = a.user.unwrap_or("");
+            if filter {
+                write!(
+                    out,
+                    "{},{},{},{},{}",
+                    csv_field(user),
+                    csv_field(&report.files[a.file]),
+                    a.line,
+                    a.hash.kind(),
+                    answer(a),
+                )?;
+                if self.show_hashes {
+                    write!(out, ",{}", a.hash)?;
+                }
+                writeln!(out)?;
+                continue;
+            }
             write!(
                 out,
                 "{},{},{},{},",
@@ -189,7 +234,9 @@ impl Render {
                     "kind": a.hash.kind().name(),
                     "severity": a.severity.map(Severity::name),
                 });
-                if self.show_counts {
+                if let Mode::Filter { .. } = report.mode {
+                    v["filter_answer"] = json!(answer(a));
+                } else if self.show_counts {
                     v["count"] = json!(a.count);
                 }
                 if self.show_hashes {
@@ -208,7 +255,9 @@ impl Render {
                     "severity": first.severity.map(Severity::name),
                     "accounts": g.members.iter().map(|&i| report.account_name(&report.accounts[i])).collect::<Vec<_>>(),
                 });
-                if self.show_counts {
+                if let Mode::Filter { .. } = report.mode {
+                    v["filter_answer"] = json!(answer(first));
+                } else if self.show_counts {
                     v["count"] = json!(first.count);
                 }
                 if self.show_hashes {
@@ -231,8 +280,14 @@ impl Render {
             .iter()
             .map(|(size, n)| (size.to_string(), json!(n)))
             .collect();
+        let (mode, fp_rate) = match report.mode {
+            Mode::Counts => ("counts", None),
+            Mode::Filter { fp_rate } => ("filter", Some(fp_rate)),
+        };
         json!({
             "summary": {
+                "mode": mode,
+                "filter_false_positive_rate": fp_rate,
                 "accounts": report.accounts.len(),
                 "checked": s.checked,
                 "unchecked": s.unchecked,
@@ -254,6 +309,27 @@ impl Render {
 fn write_summary(report: &Report, out: &mut dyn Write) -> io::Result<()> {
     let s = report.summary();
     writeln!(out, "Summary")?;
+    if let Mode::Filter { fp_rate } = report.mode {
+        writeln!(
+            out,
+            "  mode: filter (answers are \"probably breached\" or \"not breached\", no counts; \
+             built for a {:.4}% false-positive rate)",
+            fp_rate * 100.0
+        )?;
+        writeln!(
+            out,
+            "  accounts checked: {} ({} unchecked: no filter of their hash kind)",
+            s.checked, s.unchecked
+        )?;
+        writeln!(
+            out,
+            "  {:.1}% of accounts probably use a breached password ({} of {})",
+            s.breached_percent(),
+            s.breached,
+            s.checked
+        )?;
+        return write_reuse_and_bad_lines(report, &s, out);
+    }
     writeln!(
         out,
         "  accounts checked: {} ({} unchecked: no index of their hash kind)",
@@ -277,6 +353,15 @@ fn write_summary(report: &Report, out: &mut dyn Write) -> io::Result<()> {
         tiers.join(", "),
         report.thresholds
     )?;
+    write_reuse_and_bad_lines(report, &s, out)
+}
+
+/// The summary's reuse and unparseable-line sections (both modes).
+fn write_reuse_and_bad_lines(
+    report: &Report,
+    s: &super::Summary,
+    out: &mut dyn Write,
+) -> io::Result<()> {
     if s.reuse_by_size.is_empty() {
         writeln!(out, "  password reuse: no two accounts share a hash")?;
     } else {

@@ -4,11 +4,13 @@ use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use hibp_mirror::audit::{self, Indexes, Render, ReportFormat};
+use hibp_mirror::audit::{self, Filters, Indexes, Render, ReportFormat};
 use hibp_mirror::severity::Thresholds;
 use hibp_mirror::{sample, HashKind, Index, IndexBytes};
 
-use super::{announce_index, open_index, progress_bar, Unit, ENV_INDEX, ENV_NTLM_INDEX};
+use super::{
+    announce_index, open_filter, open_index, progress_bar, Unit, ENV_INDEX, ENV_NTLM_INDEX,
+};
 
 /// Check an organisation's credential hashes against the corpus, in bulk.
 ///
@@ -39,6 +41,11 @@ pub struct AuditArgs {
     /// Severity thresholds LOW,MEDIUM,HIGH,CRITICAL (smallest count of each tier).
     #[arg(long, value_name = "L,M,H,C", visible_alias = "thresholds", default_value_t = Thresholds::DEFAULT)]
     severity_thresholds: Thresholds,
+    /// Check against binary fuse filters made by `export --filter` instead of indexes (give one
+    /// per hash kind): accounts are "probably breached" or "not breached", with no counts or
+    /// severity tiers. Takes precedence over --index and --ntlm-index.
+    #[arg(long, value_name = "PATH")]
+    filter: Vec<PathBuf>,
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
@@ -88,6 +95,9 @@ impl AuditArgs {
 /// Reads every file, audits them against the indexes (or the samples) and writes the report.
 pub fn run(args: AuditArgs) -> Result<()> {
     let inputs = read_inputs(&args.files)?;
+    if !args.filter.is_empty() {
+        return run_filters(&args, &inputs);
+    }
     let mut opened = args.open_indexes()?;
     if opened.is_empty() {
         eprintln!("hibp-mirror: no --index given, auditing against the bundled samples");
@@ -104,6 +114,33 @@ pub fn run(args: AuditArgs) -> Result<()> {
     let total: u64 = inputs.iter().map(|(_, d)| d.len() as u64).sum();
     let bar = progress_bar(total, Unit::Bytes, args.quiet);
     let report = audit::audit(&inputs, indexes, args.severity_thresholds, &bar);
+    bar.finish_and_clear();
+    let mut out = BufWriter::new(io::stdout().lock());
+    args.render()
+        .write(&report, &mut out, &mut io::stderr().lock())?;
+    out.flush()?;
+    Ok(())
+}
+
+/// The audit in filter mode: one filter per hash kind, answers without counts.
+fn run_filters(args: &AuditArgs, inputs: &[(String, Vec<u8>)]) -> Result<()> {
+    let mut opened = Vec::new();
+    for path in &args.filter {
+        let filter = open_filter(path, "auditing against")?;
+        let kind = filter.header().kind;
+        if opened.iter().any(|(k, _)| *k == kind) {
+            bail!("two --filter files hold {kind} hashes; give at most one per hash kind");
+        }
+        opened.push((kind, filter));
+    }
+    let of = |kind| opened.iter().find(|(k, _)| *k == kind).map(|(_, f)| f);
+    let filters = Filters {
+        sha1: of(HashKind::Sha1),
+        ntlm: of(HashKind::Ntlm),
+    };
+    let total: u64 = inputs.iter().map(|(_, d)| d.len() as u64).sum();
+    let bar = progress_bar(total, Unit::Bytes, args.quiet);
+    let report = audit::audit_filters(inputs, filters, args.severity_thresholds, &bar);
     bar.finish_and_clear();
     let mut out = BufWriter::new(io::stdout().lock());
     args.render()

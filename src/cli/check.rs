@@ -6,10 +6,11 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use hibp_mirror::context::Context as AccountContext;
+use hibp_mirror::export::Filter;
 use hibp_mirror::severity::Thresholds;
 use hibp_mirror::{sample, Hash, HashKind, Index, IndexBytes};
 
-use super::{announce_index, open_index, ENV_INDEX};
+use super::{announce_index, open_filter, open_index, ENV_INDEX};
 
 /// Check passwords (or full hashes) read from standard input against an index.
 ///
@@ -38,10 +39,19 @@ pub struct CheckArgs {
     /// Smallest counts of the severity tiers LOW,MEDIUM,HIGH,CRITICAL (printed with --context).
     #[arg(long, value_name = "L,M,H,C", visible_alias = "thresholds", default_value_t = Thresholds::DEFAULT)]
     severity_thresholds: Thresholds,
+    /// Check against a binary fuse filter made by `export --filter` instead of an index: each
+    /// line is answered `HASH:probably-breached` or `HASH:not-breached` (no counts). Takes
+    /// precedence over --index.
+    #[arg(long, value_name = "PATH")]
+    filter: Option<PathBuf>,
 }
 
 /// Opens the index (or the sample) and answers every line of stdin.
 pub fn run(args: CheckArgs) -> Result<()> {
+    if let Some(path) = &args.filter {
+        let filter = open_filter(path, "checking against")?;
+        return check_filter(&filter, args.hashes);
+    }
     let index = match &args.index {
         Some(path) => {
             let index = open_index(path)?;
@@ -105,6 +115,40 @@ fn check(
             }
         }
         writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Answers each stdin line with `HASH:probably-breached` or `HASH:not-breached`; passwords are
+/// hashed with the filter's kind, and a full hash of the other kind is refused.
+fn check_filter(filter: &Filter<IndexBytes>, hashes: bool) -> Result<()> {
+    let kind = filter.header().kind;
+    let stdin = io::stdin().lock();
+    let mut out = BufWriter::new(io::stdout().lock());
+    for (number, line) in stdin.split(b'\n').enumerate() {
+        let mut line = line.context("reading standard input")?;
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        let hash = if hashes {
+            Hash::parse_hex(line.trim_ascii())
+                .with_context(|| format!("stdin:{}: expected a full {kind} hash", number + 1))?
+        } else {
+            let Ok(text) = std::str::from_utf8(&line) else {
+                bail!("stdin:{}: the password is not valid UTF-8", number + 1);
+            };
+            kind.hash_password(text)
+        };
+        let present = filter
+            .contains(&hash)
+            .with_context(|| format!("stdin:{}", number + 1))?;
+        let answer = if present {
+            "probably-breached"
+        } else {
+            "not-breached"
+        };
+        writeln!(out, "{hash}:{answer}")?;
     }
     out.flush()?;
     Ok(())

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod export;
 pub mod generate;
 pub mod healthcheck;
 pub mod import;
@@ -47,6 +48,7 @@ pub enum Command {
     Healthcheck(healthcheck::HealthcheckArgs),
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
+    Export(export::ExportArgs),
 }
 
 impl Command {
@@ -62,6 +64,7 @@ impl Command {
             Command::Audit(args) => audit::run(args),
             Command::Healthcheck(args) => healthcheck::run(args),
             Command::Generate(args) => generate::run(args),
+            Command::Export(args) => export::run(args),
         }
     }
 }
@@ -71,6 +74,29 @@ pub fn open_index(path: &Path) -> Result<Index<IndexBytes>> {
     // SAFETY: index files are replaced only by rename (what import and sync do), never modified
     // in place; this command reads the index once and exits.
     Ok(unsafe { Index::open_path(path) }?)
+}
+
+/// Opens a filter file for `check --filter` / `audit --filter`: the open-time checks, then every
+/// shard's checksum (a damaged filter would answer wrongly without any sign), and says on
+/// stderr that answers are in filter mode.
+pub fn open_filter(path: &Path, doing: &str) -> Result<hibp_mirror::export::Filter<IndexBytes>> {
+    // SAFETY: filter files are replaced only by rename (what export does), never modified in
+    // place; this command reads the filter once and exits.
+    let filter = unsafe { hibp_mirror::export::Filter::open_path(path) }?;
+    filter
+        .verify()
+        .map_err(|e| anyhow::anyhow!("filter {}: {e}", path.display()))?;
+    let h = filter.header();
+    eprintln!(
+        "hibp-mirror: filter mode: {doing} {} {} filter {} ({} hashes, built for a {:.4}% \
+         false-positive rate); answers are \"probably breached\" or \"not breached\", no counts",
+        h.kind,
+        h.width,
+        path.display(),
+        h.key_count,
+        h.fp_rate * 100.0,
+    );
+    Ok(filter)
 }
 
 /// The one progress bar of the CLI: on stderr when it is a terminal, hidden otherwise or with

@@ -1,0 +1,617 @@
+//! Exports for tools that cannot run a server: top-N and count-threshold lists (as a dump or as
+//! a normal index) and binary fuse filters ([`filter`]).
+//!
+//! Everything streams the index in hash order, prefix range by prefix range, so memory is
+//! bounded by the selection (`--top N` keeps a heap of N entries) or by one filter shard, never
+//! by the index. Every output is written to a temporary file next to the target, synced and
+//! renamed into place ([`crate::writer::AtomicFile`]), so the target only ever holds a complete
+//! file.
+
+pub mod filter;
+
+use std::cmp::Ordering;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use indicatif::ProgressBar;
+use rayon::prelude::*;
+
+use crate::format;
+use crate::hash::{Hash, HashKind, Prefix, PREFIX_COUNT};
+use crate::index::Index;
+use crate::writer::{AtomicFile, EncodedBlock, IndexWriter};
+
+pub use filter::{Filter, FilterError, FilterHeader, Width};
+
+/// Prefixes scanned as one unit of parallel work (256 units over the whole index).
+const PREFIXES_PER_CHUNK: usize = 4096;
+
+/// Which hashes to export.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Only the N most-seen hashes (ties broken by the smaller hash), after `min_count`.
+    pub top: Option<u64>,
+    /// Only hashes seen at least this many times (0: no threshold).
+    pub min_count: u32,
+}
+
+impl Selection {
+    /// Whether a hash seen `count` times passes the threshold.
+    #[inline]
+    pub fn admits(&self, count: u32) -> bool {
+        count >= self.min_count
+    }
+
+    /// A short description for labels and messages.
+    pub fn describe(&self) -> String {
+        match (self.top, self.min_count) {
+            (None, 0) => "all hashes".into(),
+            (None, c) => format!("count >= {c}"),
+            (Some(n), 0) => format!("top {n}"),
+            (Some(n), c) => format!("top {n} with count >= {c}"),
+        }
+    }
+}
+
+/// Order of the lines of a dump export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    /// Ascending hash (the order of the official dump and of an index).
+    Hash,
+    /// Descending count, ties by ascending hash (only with `--top`: it needs the whole
+    /// selection in memory).
+    Count,
+}
+
+impl FromStr for Order {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "hash" => Ok(Order::Hash),
+            "count" => Ok(Order::Count),
+            _ => Err(format!("unknown order {s:?}: expected hash or count")),
+        }
+    }
+}
+
+/// What to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// `HASH:COUNT` lines (upper-case hex, LF), which `import` reads back.
+    Dump(Order),
+    /// A normal index, usable by `serve`, `check` and `audit`.
+    Index,
+    /// A binary fuse filter (`docs/FILTER.md`); `shard_bits` overrides the automatic choice.
+    Filter {
+        /// Fingerprint width.
+        width: Width,
+        /// Shard bits; `None` picks [`filter::shard_bits_for`] the selected key count.
+        shard_bits: Option<u8>,
+    },
+}
+
+/// Options of [`export`].
+pub struct ExportOptions {
+    /// Which hashes.
+    pub selection: Selection,
+    /// What to write.
+    pub target: Target,
+    /// Where; replaced atomically.
+    pub output: PathBuf,
+    /// Fsync before the rename (off only for scratch files and benchmarks).
+    pub fsync: bool,
+    /// Progress display (records scanned, then shards built); `ProgressBar::hidden()` for none.
+    pub progress: ProgressBar,
+}
+
+/// What an export did.
+#[derive(Debug, Clone)]
+pub struct ExportSummary {
+    /// Hashes selected.
+    pub selected: u64,
+    /// Bytes written.
+    pub file_len: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// The filter's header, for filter exports.
+    pub filter: Option<FilterHeader>,
+}
+
+/// Why an export failed; the target is left as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The options contradict each other.
+    #[error("{0}")]
+    Options(String),
+    /// Writing the output failed.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The target.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+    /// Building the filter failed.
+    #[error("cannot build the filter {path}: {source}")]
+    Filter {
+        /// The target.
+        path: PathBuf,
+        /// Why.
+        source: filter::BuildError,
+    },
+}
+
+/// A selected hash and its count, ordered by rank: a higher count ranks higher, and among equal
+/// counts the smaller hash ranks higher, so the top N is unique.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ranked {
+    /// How many times it was seen.
+    pub count: u32,
+    /// The full hash.
+    pub hash: Hash,
+}
+
+impl Ord for Ranked {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.count
+            .cmp(&other.count)
+            .then_with(|| other.hash.cmp(&self.hash))
+    }
+}
+
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The `n` highest-ranked hashes that pass `min_count`, best first (count descending, hash
+/// ascending).
+///
+/// Two parallel scans instead of a heap (a million-entry heap spends microseconds per
+/// replacement, and the real counts' heavy tail makes millions of replacements): the first
+/// builds a histogram of the counts and finds the threshold `T`, the n-th highest count; the
+/// second keeps every hash counted above `T` and, of those counted exactly `T`, the ones with
+/// the smallest hashes, which in hash order are simply the first ones met. Each worker scans a
+/// contiguous run of prefixes, so its ties are already in hash order. Memory is O(n) per worker
+/// thread, never O(index); hashes are decoded only for kept entries.
+pub fn top_n<D: AsRef<[u8]> + Sync>(
+    index: &Index<D>,
+    n: u64,
+    min_count: u32,
+    progress: &ProgressBar,
+) -> Vec<Ranked> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let kind = index.kind();
+    let chunks = PREFIX_COUNT / PREFIXES_PER_CHUNK;
+    let workers = rayon::current_num_threads().clamp(1, chunks);
+    let runs = |w: usize| w * chunks / workers..(w + 1) * chunks / workers;
+    progress.set_length(2 * index.len());
+
+    // Pass 1: how many hashes have each count (counts above the inline range are kept as is;
+    // they are ~0.1% of the corpus).
+    let (hist, mut big) = (0..workers)
+        .into_par_iter()
+        .map(|w| {
+            let mut hist = vec![0u64; format::INLINE_COUNT_MAX as usize + 1];
+            let mut big = Vec::new();
+            for chunk in runs(w) {
+                let mut scanned = 0u64;
+                for prefix in chunk_prefixes(chunk) {
+                    let range = index.range(prefix);
+                    scanned += range.len() as u64;
+                    for entry in range {
+                        let count = entry.count();
+                        if count < min_count {
+                            continue;
+                        }
+                        match hist.get_mut(count as usize) {
+                            Some(slot) => *slot += 1,
+                            None => big.push(count),
+                        }
+                    }
+                }
+                progress.inc(scanned);
+            }
+            (hist, big)
+        })
+        .reduce(
+            || {
+                (
+                    vec![0u64; format::INLINE_COUNT_MAX as usize + 1],
+                    Vec::new(),
+                )
+            },
+            |(mut h, mut b), (h2, b2)| {
+                h.iter_mut().zip(h2).for_each(|(a, x)| *a += x);
+                b.extend(b2);
+                (h, b)
+            },
+        );
+    big.sort_unstable_by(|a, b| b.cmp(a));
+    // Distinct counts in descending order with their multiplicities.
+    let big_runs = big
+        .chunk_by(|a, b| a == b)
+        .map(|run| (run[0], run.len() as u64));
+    let small_runs = hist
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|&(_, &k)| k > 0)
+        .map(|(c, &k)| (c as u32, k));
+    // Keep counts above `threshold`, and the first `ties` hashes counted exactly `threshold`.
+    let (mut threshold, mut ties) = (min_count, u64::MAX);
+    let mut above = 0u64;
+    for (count, k) in big_runs.chain(small_runs) {
+        if above + k >= n {
+            (threshold, ties) = (count, n - above);
+            break;
+        }
+        above += k;
+    }
+
+    // Pass 2: collect.
+    let parts: Vec<(Vec<Ranked>, Vec<Ranked>)> = (0..workers)
+        .into_par_iter()
+        .map(|w| {
+            let (mut kept, mut tied) = (Vec::new(), Vec::new());
+            for chunk in runs(w) {
+                let mut scanned = 0u64;
+                for prefix in chunk_prefixes(chunk) {
+                    let range = index.range(prefix);
+                    scanned += range.len() as u64;
+                    for entry in range {
+                        let count = entry.count();
+                        if count > threshold {
+                            kept.push(Ranked {
+                                count,
+                                hash: entry.hash(prefix, kind),
+                            });
+                        } else if count == threshold && (tied.len() as u64) < ties {
+                            tied.push(Ranked {
+                                count,
+                                hash: entry.hash(prefix, kind),
+                            });
+                        }
+                    }
+                }
+                progress.inc(scanned);
+            }
+            (kept, tied)
+        })
+        .collect();
+    let mut ranked = Vec::new();
+    let mut tied = Vec::new();
+    for (kept, t) in parts {
+        ranked.extend(kept);
+        tied.extend(t);
+    }
+    // Workers' runs ascend, so `tied` is in hash order: the first ones win the tie-break.
+    tied.truncate(usize::try_from(ties).unwrap_or(usize::MAX));
+    ranked.extend(tied);
+    ranked.sort_unstable_by(|a, b| b.cmp(a));
+    ranked
+}
+
+/// Number of hashes that pass `min_count` (a parallel scan of the counts).
+pub fn count_selected<D: AsRef<[u8]> + Sync>(index: &Index<D>, min_count: u32) -> u64 {
+    if min_count == 0 {
+        return index.len();
+    }
+    (0..PREFIX_COUNT / PREFIXES_PER_CHUNK)
+        .into_par_iter()
+        .map(|chunk| {
+            chunk_prefixes(chunk)
+                .map(|p| {
+                    index
+                        .range(p)
+                        .iter()
+                        .filter(|e| e.count() >= min_count)
+                        .count() as u64
+                })
+                .sum::<u64>()
+        })
+        .sum()
+}
+
+fn chunk_prefixes(chunk: usize) -> impl Iterator<Item = Prefix> {
+    let start = chunk * PREFIXES_PER_CHUNK;
+    (start..start + PREFIXES_PER_CHUNK).filter_map(|p| Prefix::new(p as u32))
+}
+
+/// Writes the selection of `index` to `options.output`, atomically.
+pub fn export<D: AsRef<[u8]> + Sync>(
+    index: &Index<D>,
+    options: &ExportOptions,
+) -> Result<ExportSummary, ExportError> {
+    let started = Instant::now();
+    let selection = options.selection;
+    if options.target == Target::Dump(Order::Count) && selection.top.is_none() {
+        return Err(ExportError::Options(
+            "--order count needs --top N (ordering by count holds the whole selection in memory)"
+                .into(),
+        ));
+    }
+    if let Target::Filter {
+        shard_bits: Some(bits),
+        ..
+    } = options.target
+    {
+        if bits > filter::MAX_SHARD_BITS {
+            return Err(ExportError::Options(format!(
+                "at most {} shard bits",
+                filter::MAX_SHARD_BITS
+            )));
+        }
+    }
+    let path = &options.output;
+    let write_err = |source| ExportError::Write {
+        path: path.clone(),
+        source,
+    };
+    let out = AtomicFile::create(path).map_err(write_err)?;
+    let progress = &options.progress;
+    progress.set_length(index.len());
+    let top = selection
+        .top
+        .map(|n| top_n(index, n, selection.min_count, progress));
+    let mut filter_header = None;
+    let selected = match (options.target, top) {
+        (Target::Dump(order), Some(mut ranked)) => {
+            if order == Order::Hash {
+                ranked.sort_unstable_by_key(|r| r.hash);
+            }
+            let mut w = BufWriter::with_capacity(1 << 20, out.file());
+            let mut line = Vec::with_capacity(64);
+            for r in &ranked {
+                line.clear();
+                dump_line(&mut line, &r.hash, r.count);
+                w.write_all(&line).map_err(write_err)?;
+            }
+            w.flush().map_err(write_err)?;
+            ranked.len() as u64
+        }
+        (Target::Index, Some(mut ranked)) => {
+            ranked.sort_unstable_by_key(|r| r.hash);
+            let mut block = EncodedBlock::with_capacity(index.kind(), ranked.len());
+            for r in &ranked {
+                block.push(r.hash.as_bytes(), r.count);
+            }
+            let mut writer = IndexWriter::new(out.file(), index.kind()).map_err(write_err)?;
+            writer.push_block(&block).map_err(write_err)?;
+            writer
+                .finish(&label(index, selection), format::now_unix())
+                .map_err(write_err)?;
+            ranked.len() as u64
+        }
+        (Target::Dump(_), None) => {
+            stream_dump(index, selection, out.file(), progress).map_err(write_err)?
+        }
+        (Target::Index, None) => {
+            let mut writer = IndexWriter::new(out.file(), index.kind()).map_err(write_err)?;
+            stream_blocks(index, selection, progress, |block| {
+                writer.push_block(&block)
+            })
+            .map_err(write_err)?;
+            let selected = writer.record_count();
+            writer
+                .finish(&label(index, selection), format::now_unix())
+                .map_err(write_err)?;
+            selected
+        }
+        (Target::Filter { width, shard_bits }, ranked) => {
+            let header = build_filter(index, selection, width, shard_bits, ranked, &out, progress)
+                .map_err(|source| ExportError::Filter {
+                    path: path.clone(),
+                    source,
+                })?;
+            let selected = header.key_count;
+            filter_header = Some(header);
+            selected
+        }
+    };
+    let file_len = out.file().metadata().map_err(write_err)?.len();
+    out.commit(options.fsync).map_err(write_err)?;
+    progress.finish_and_clear();
+    Ok(ExportSummary {
+        selected,
+        file_len,
+        elapsed: started.elapsed(),
+        filter: filter_header,
+    })
+}
+
+fn label<D: AsRef<[u8]> + Sync>(index: &Index<D>, selection: Selection) -> String {
+    format!(
+        "export ({}) of {}",
+        selection.describe(),
+        index.header().label
+    )
+}
+
+/// Appends `HASH:COUNT\n`.
+fn dump_line(out: &mut Vec<u8>, hash: &Hash, count: u32) {
+    let start = out.len();
+    out.resize(start + hash.kind().hex_len(), 0);
+    const_hex::encode_to_slice_upper(hash.as_bytes(), &mut out[start..]).expect("sized");
+    out.push(b':');
+    out.extend_from_slice(itoa::Buffer::new().format(count).as_bytes());
+    out.push(b'\n');
+}
+
+/// Scans chunks of prefixes in parallel, a few at a time, and hands the results on in order.
+fn stream_chunks<T: Send>(
+    produce: impl Fn(usize) -> (T, u64) + Sync,
+    mut consume: impl FnMut(T) -> io::Result<()>,
+    progress: &ProgressBar,
+) -> io::Result<()> {
+    let chunks: Vec<usize> = (0..PREFIX_COUNT / PREFIXES_PER_CHUNK).collect();
+    let batch = rayon::current_num_threads().max(1) * 2;
+    for group in chunks.chunks(batch) {
+        let results: Vec<(T, u64)> = group.par_iter().map(|&c| produce(c)).collect();
+        for (item, scanned) in results {
+            consume(item)?;
+            progress.inc(scanned);
+        }
+    }
+    Ok(())
+}
+
+fn stream_dump<D: AsRef<[u8]> + Sync>(
+    index: &Index<D>,
+    selection: Selection,
+    file: &std::fs::File,
+    progress: &ProgressBar,
+) -> io::Result<u64> {
+    let kind = index.kind();
+    let mut selected = 0u64;
+    let mut w = BufWriter::with_capacity(1 << 20, file);
+    stream_chunks(
+        |chunk| {
+            let mut text = Vec::new();
+            let mut scanned = 0u64;
+            let mut n = 0u64;
+            for prefix in chunk_prefixes(chunk) {
+                let range = index.range(prefix);
+                scanned += range.len() as u64;
+                for entry in range {
+                    if selection.admits(entry.count()) {
+                        dump_line(&mut text, &entry.hash(prefix, kind), entry.count());
+                        n += 1;
+                    }
+                }
+            }
+            ((text, n), scanned)
+        },
+        |(text, n)| {
+            selected += n;
+            w.write_all(&text)
+        },
+        progress,
+    )?;
+    w.flush()?;
+    Ok(selected)
+}
+
+fn stream_blocks<D: AsRef<[u8]> + Sync>(
+    index: &Index<D>,
+    selection: Selection,
+    progress: &ProgressBar,
+    mut consume: impl FnMut(EncodedBlock) -> io::Result<()>,
+) -> io::Result<()> {
+    let kind = index.kind();
+    stream_chunks(
+        |chunk| {
+            let mut block = EncodedBlock::with_capacity(kind, 0);
+            let mut scanned = 0u64;
+            for prefix in chunk_prefixes(chunk) {
+                let range = index.range(prefix);
+                scanned += range.len() as u64;
+                for entry in range {
+                    if selection.admits(entry.count()) {
+                        block.push(entry.hash(prefix, kind).as_bytes(), entry.count());
+                    }
+                }
+            }
+            (block, scanned)
+        },
+        &mut consume,
+        progress,
+    )
+}
+
+/// Builds the filter over the selection: from the top-N list when there is one, otherwise by
+/// scanning each shard's prefix range of the index when the builder asks for it.
+fn build_filter<D: AsRef<[u8]> + Sync>(
+    index: &Index<D>,
+    selection: Selection,
+    width: Width,
+    shard_bits: Option<u8>,
+    ranked: Option<Vec<Ranked>>,
+    out: &AtomicFile,
+    progress: &ProgressBar,
+) -> Result<FilterHeader, filter::BuildError> {
+    let kind: HashKind = index.kind();
+    let keys: Option<Vec<u64>> = ranked.map(|r| {
+        let mut keys: Vec<u64> = r
+            .iter()
+            .map(|r| filter::key_of(r.hash.as_bytes()))
+            .collect();
+        keys.sort_unstable();
+        keys
+    });
+    let expected = match &keys {
+        Some(keys) => keys.len() as u64,
+        None => count_selected(index, selection.min_count),
+    };
+    let shard_bits = shard_bits.unwrap_or_else(|| filter::shard_bits_for(expected));
+    let spec = filter::FilterSpec {
+        kind,
+        width,
+        shard_bits,
+        min_count: selection.min_count,
+        top: selection.top.unwrap_or(0),
+        source_records: index.len(),
+        build_time: format::now_unix(),
+    };
+    // Progress stays in index records: a scanned shard advances it by the records of its
+    // prefixes (the top-N path has scanned everything already).
+    let prefixes_per_shard = PREFIX_COUNT >> shard_bits;
+    let mut records_before = Vec::with_capacity((1usize << shard_bits) + 1);
+    let mut total = 0u64;
+    records_before.push(0);
+    for chunk in Prefix::all().collect::<Vec<_>>().chunks(prefixes_per_shard) {
+        total += chunk
+            .iter()
+            .map(|&p| index.range(p).len() as u64)
+            .sum::<u64>();
+        records_before.push(total);
+    }
+    let scanning = keys.is_none();
+    let on_shard = |done: usize| {
+        if scanning {
+            progress.set_position(records_before[done]);
+        }
+    };
+    match keys {
+        Some(keys) => filter::build(
+            out.file(),
+            &spec,
+            |s| {
+                let lo = keys.partition_point(|&k| filter::shard_of(k, shard_bits) < s);
+                let hi = keys.partition_point(|&k| filter::shard_of(k, shard_bits) <= s);
+                Ok(keys[lo..hi].to_vec())
+            },
+            &on_shard,
+        ),
+        None => filter::build(
+            out.file(),
+            &spec,
+            |s| {
+                let start = s * prefixes_per_shard;
+                let prefixes = (start..start + prefixes_per_shard)
+                    .map(|p| Prefix::new(p as u32).expect("in range"));
+                let upper_bound: usize = prefixes.clone().map(|p| index.range(p).len()).sum();
+                let mut keys = Vec::with_capacity(if selection.min_count == 0 {
+                    upper_bound
+                } else {
+                    0
+                });
+                for prefix in prefixes {
+                    for entry in index.range(prefix) {
+                        if selection.admits(entry.count()) {
+                            keys.push(filter::key_of(entry.hash(prefix, kind).as_bytes()));
+                        }
+                    }
+                }
+                Ok(keys)
+            },
+            &on_shard,
+        ),
+    }
+}
