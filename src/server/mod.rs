@@ -10,17 +10,22 @@
 //! - [`route`]: route classification and the privacy-safe form of a path for logs.
 //! - [`body`]: the response body type.
 //! - [`healthcheck`]: the client side of `/healthz`, for container health checks.
+//! - [`tls`]: TLS (rustls) with a certificate reloaded while serving.
+//! - [`access`]: routes switched on or off, bearer tokens for the sensitive ones.
 //!
 //! This module holds the connection loop: [`run`] takes a bound listener and a shutdown future,
 //! so tests bind `127.0.0.1:0` and stop the server when they like.
 
+pub mod access;
 pub mod app;
 pub mod body;
 pub mod healthcheck;
 pub mod indexes;
 pub mod metrics;
+pub mod post;
 pub mod render;
 pub mod route;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -45,6 +50,7 @@ pub use body::ResponseBody;
 pub use indexes::{IndexSet, IndexSource, LoadError, ReloadOutcome, Served};
 pub use metrics::Metrics;
 pub use route::Route;
+pub use tls::{Tls, TlsFiles};
 
 /// Address `serve` listens on by default: loopback only, so nothing is exposed by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -98,6 +104,14 @@ pub struct Config {
     pub reload_on_sighup: bool,
     /// Whether HTTP/2 with prior knowledge (h2c) is accepted besides HTTP/1.1.
     pub http2: bool,
+    /// TLS for every connection; `None` serves plain HTTP. Reloaded with SIGHUP and the watcher.
+    pub tls: Option<Arc<Tls>>,
+    /// Routes served; the others answer 404.
+    pub routes: access::RouteSet,
+    /// Bearer tokens; `None`: no route needs one. Reloaded with SIGHUP.
+    pub tokens: Option<Arc<access::Tokens>>,
+    /// Routes that need a token when `tokens` is set.
+    pub token_routes: access::RouteSet,
 }
 
 impl Default for Config {
@@ -112,6 +126,10 @@ impl Default for Config {
             watch_interval: Some(DEFAULT_WATCH_INTERVAL),
             reload_on_sighup: true,
             http2: true,
+            tls: None,
+            routes: access::RouteSet::ALL,
+            tokens: None,
+            token_routes: access::RouteSet::DEFAULT_TOKEN_ROUTES,
         }
     }
 }
@@ -160,17 +178,29 @@ pub async fn run(
     let mut reloaders = JoinSet::new();
     if let Some(interval) = app.config().watch_interval {
         reloaders.spawn(app.indexes().clone().watch(interval));
+        if let Some(tls) = &app.config().tls {
+            reloaders.spawn(tls.clone().watch(interval));
+        }
     }
     if app.config().reload_on_sighup {
         // Install the handler now, so a SIGHUP right after start is not fatal to the process.
         let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .map_err(ServeError::Signal)?;
         let indexes = app.indexes().clone();
+        let tls = app.config().tls.clone();
+        let tokens = app.config().tokens.clone();
         reloaders.spawn(async move {
             while hangups.recv().await.is_some() {
                 tracing::info!("SIGHUP: reloading indexes");
                 let indexes = indexes.clone();
                 let _ = tokio::task::spawn_blocking(move || indexes.reload_all(true)).await;
+                // Errors are logged by `reload`; the previous certificate and tokens stay.
+                if let Some(tls) = &tls {
+                    let _ = tls.reload();
+                }
+                if let Some(tokens) = &tokens {
+                    let _ = tokens.reload();
+                }
             }
         });
     }
@@ -233,9 +263,30 @@ pub async fn serve<H: Handler>(
                 }
                 _ = phase_seen.wait_for(|&p| p >= Phase::Closing) => return,
             }
+            // TLS: the handshake gets the same bound as the request head.
+            let stream = match &handler.config().tls {
+                None => tls::MaybeTls::Plain(stream),
+                Some(tls) => match tls.accept(stream, header_read_timeout).await {
+                    Ok(stream) => stream,
+                    Err(err) => {
+                        tracing::debug!(error = %err, "TLS handshake failed");
+                        return;
+                    }
+                },
+            };
             let service_handler = handler.clone();
-            let service = service_fn(move |req: Request<Incoming>| {
-                std::future::ready(Ok::<_, Infallible>(respond(&*service_handler, &req)))
+            let service = service_fn(move |mut req: Request<Incoming>| {
+                let handler = service_handler.clone();
+                async move {
+                    // POST /checkhash carries the hash in a (small, bounded) body.
+                    if req.method() == hyper::Method::POST
+                        && Route::of(req.uri().path()) == Route::CheckHash
+                    {
+                        let posted = post::read(&mut req, header_read_timeout).await;
+                        req.extensions_mut().insert(posted);
+                    }
+                    Ok::<_, Infallible>(respond(&*handler, &req))
+                }
             });
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::select! {
