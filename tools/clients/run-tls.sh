@@ -97,6 +97,12 @@ python3 -m venv "$tmp/venv"
 REQUESTS_CA_BUNDLE="$tmp/ca.pem" SSL_CERT_FILE="$tmp/ca.pem" \
   "$tmp/venv/bin/python" "$here/check_python.py" "$base" "$root/data/sample-sha1.txt" || status=1
 
+# Control: without the CA bundle the same client must refuse the server's certificate.
+if env -u REQUESTS_CA_BUNDLE -u SSL_CERT_FILE "$tmp/venv/bin/python" -c \
+  'import sys, requests; requests.get(sys.argv[1] + "/range/5BAA6", timeout=10)' "$base" 2>/dev/null; then
+  fail "requests without the CA bundle accepted the certificate"
+else ok "requests without the CA bundle refuses the certificate"; fi
+
 subject() { # the CN the server presents to a new connection
   openssl s_client -connect "$address" -CAfile ca.pem </dev/null 2>/dev/null | openssl x509 -noout -subject 2>/dev/null | sed 's/.*CN *= *//'
 }
