@@ -36,8 +36,8 @@ const RANGE_VARY: HeaderValue = HeaderValue::from_static("Add-Padding, Accept-En
 /// Methods `/range` answers.
 const RANGE_ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD, OPTIONS");
 
-/// Methods `/checkhash` answers.
-const CHECKHASH_ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD, POST");
+/// Methods `/checkhash` (no hash in the path) answers.
+const POST_ALLOW: HeaderValue = HeaderValue::from_static("POST");
 
 /// `WWW-Authenticate` of a 401 (RFC 6750).
 const BEARER_CHALLENGE: HeaderValue = HeaderValue::from_static("Bearer realm=\"hibp-mirror\"");
@@ -113,23 +113,26 @@ impl App {
                 Some(prefix) => self.range(req, prefix),
                 None => not_found(),
             },
-            Route::CheckHash if req.method() == Method::POST => {
-                if path != CHECKHASH_POST_PATH && path != CHECKHASH_PATH {
-                    return not_found();
-                }
-                match req.extensions().get::<PostedBody>() {
-                    Some(posted) => self.checkhash_posted(req.headers(), posted),
-                    // Only the connection loop reads bodies; a caller that did not is a bug.
-                    None => json_error(StatusCode::INTERNAL_SERVER_ERROR, "request body not read"),
+            Route::CheckHash => {
+                let posted_form = path == CHECKHASH_POST_PATH || path == CHECKHASH_PATH;
+                match (req.method(), path.strip_prefix(CHECKHASH_PATH)) {
+                    (&Method::POST, _) if posted_form => {
+                        match req.extensions().get::<PostedBody>() {
+                            Some(posted) => self.checkhash_posted(req.headers(), posted),
+                            // Only the connection loop reads bodies; a caller that did not is a bug.
+                            None => json_error(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "request body not read",
+                            ),
+                        }
+                    }
+                    (&Method::GET | &Method::HEAD, Some(hash)) => self.checkhash(hash),
+                    // `/checkhash` takes the hash in a POST body only.
+                    (_, None) => method_not_allowed(POST_ALLOW),
+                    // A POST with the hash in the path: the hash belongs in the body.
+                    (_, Some(_)) => method_not_allowed(READ_ALLOW),
                 }
             }
-            Route::CheckHash => match path.strip_prefix(CHECKHASH_PATH) {
-                Some(hash) => match *req.method() {
-                    Method::GET | Method::HEAD => self.checkhash(hash),
-                    _ => method_not_allowed(CHECKHASH_ALLOW),
-                },
-                None => not_found(),
-            },
             Route::Healthz => read_only(req, || {
                 if wants_detail(req.uri().query()) {
                     match &self.config.tokens {
