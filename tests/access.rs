@@ -38,7 +38,10 @@ async fn switched_off_routes_answer_404() {
         async move { request.send().await.unwrap().status() }
     };
     assert_eq!(status("/range/5BAA6").await, StatusCode::OK);
-    assert_eq!(status(&format!("/checkhash/{SHA1}")).await, StatusCode::NOT_FOUND);
+    assert_eq!(
+        status(&format!("/checkhash/{SHA1}")).await,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(status("/healthz").await, StatusCode::NOT_FOUND);
     assert_eq!(status("/metrics").await, StatusCode::NOT_FOUND);
     let posted = client
@@ -72,7 +75,11 @@ async fn token_routes_need_a_valid_bearer_token() {
             .starts_with("Bearer"));
         for wrong in ["wrong", "s3cret-token-for-op", "", "# ops team"] {
             let response = client.get(&url).bearer_auth(wrong).send().await.unwrap();
-            assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{url} {wrong:?}");
+            assert_eq!(
+                response.status(),
+                StatusCode::UNAUTHORIZED,
+                "{url} {wrong:?}"
+            );
         }
         let response = client
             .get(&url)
@@ -95,7 +102,12 @@ async fn token_routes_need_a_valid_bearer_token() {
     // Reload (what SIGHUP does): the old token stops working, the new one works.
     std::fs::write(dir.path().join("tokens"), "rotated-token\n").unwrap();
     tokens.reload().unwrap();
-    let response = client.get(&checkhash).bearer_auth(TOKEN).send().await.unwrap();
+    let response = client
+        .get(&checkhash)
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let response = client
         .get(&checkhash)
@@ -138,7 +150,10 @@ async fn token_routes_can_be_chosen() {
     assert_eq!(response.status(), StatusCode::OK);
     let response = client.get(server.url("/metrics")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(RouteSet::DEFAULT_TOKEN_ROUTES.to_string(), "checkhash,metrics");
+    assert_eq!(
+        RouteSet::DEFAULT_TOKEN_ROUTES.to_string(),
+        "checkhash,metrics"
+    );
     server.stop().await;
 }
 
@@ -159,7 +174,11 @@ async fn post_checkhash_answers_like_get() {
     let cases = [
         ("/checkhash", "text/plain", format!("{SHA1}\n")),
         ("/checkhash/", "text/plain; charset=utf-8", lower.clone()),
-        ("/checkhash", "application/json", format!("{{\"hash\":\"{lower}\"}}")),
+        (
+            "/checkhash",
+            "application/json",
+            format!("{{\"hash\":\"{lower}\"}}"),
+        ),
     ];
     for (path, content_type, body) in cases {
         let response = client
@@ -182,7 +201,11 @@ async fn post_checkhash_answers_like_get() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    assert!(response.text().await.unwrap().contains("8846F7EAEE8FB117AD06BDD830B7586C"));
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("8846F7EAEE8FB117AD06BDD830B7586C"));
     server.stop().await;
 }
 
@@ -287,11 +310,22 @@ async fn healthz_hides_paths_unless_a_token_holder_asks_for_detail() {
 
     // No token file: no paths, and detail is not available.
     let server = TestServer::start(indexes, support::test_config()).await;
-    let body = client.get(server.url("/healthz")).send().await.unwrap().text().await.unwrap();
+    let body = client
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(body.contains("\"records\":"), "{body}");
     assert!(!body.contains("secret-dir-index"), "{body}");
     assert!(!body.contains("\"source\""), "{body}");
-    let response = client.get(server.url("/healthz?detail=1")).send().await.unwrap();
+    let response = client
+        .get(server.url("/healthz?detail=1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     server.stop().await;
 
@@ -304,9 +338,20 @@ async fn healthz_hides_paths_unless_a_token_holder_asks_for_detail() {
         },
     )
     .await;
-    let body = client.get(server.url("/healthz")).send().await.unwrap().text().await.unwrap();
+    let body = client
+        .get(server.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!body.contains("secret-dir-index"), "{body}");
-    let response = client.get(server.url("/healthz?detail=1")).send().await.unwrap();
+    let response = client
+        .get(server.url("/healthz?detail=1"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let body = client
         .get(server.url("/healthz?detail=1"))

@@ -119,8 +119,8 @@ fn client(ca: &[&Ca]) -> reqwest::ClientBuilder {
         .tls_info(true)
         .no_gzip();
     for ca in ca {
-        builder =
-            builder.add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap());
+        builder = builder
+            .add_root_certificate(reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap());
     }
     builder
 }
@@ -161,7 +161,11 @@ async fn reqwest_gets_range_over_h2_and_http11() {
     let h1 = client(&[&ca]).http1_only().build().unwrap();
     let response = h1.get(https(&server, "/range/5BAA6")).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.version(), reqwest::Version::HTTP_11, "ALPN http/1.1");
+    assert_eq!(
+        response.version(),
+        reqwest::Version::HTTP_11,
+        "ALPN http/1.1"
+    );
     assert!(response.text().await.unwrap().contains(PASSWORD_SUFFIX));
 
     // A client that does not trust the CA refuses the server; plain HTTP gets no answer.
@@ -225,18 +229,19 @@ async fn curl_with_cacert_gets_range_over_h2_and_http11() {
             .args(["-sS", "--max-time", "10", flag, "--cacert"])
             .arg(&ca_path)
             .args(["-w", "\n%{http_code} %{http_version}"])
-            .arg(https(&server, "/range/5BAA6"))
-            );
+            .arg(https(&server, "/range/5BAA6")));
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "curl {flag}: {text} {:?}", out.stderr);
         assert!(text.contains(PASSWORD_SUFFIX), "{text}");
-        assert!(text.ends_with(&format!("\n200 {version}")), "{flag}: {text}");
+        assert!(
+            text.ends_with(&format!("\n200 {version}")),
+            "{flag}: {text}"
+        );
     }
     // Without the CA, curl refuses the certificate (exit 60).
     let out = run(Command::new("curl")
         .args(["-sS", "--max-time", "10"])
-        .arg(https(&server, "/range/5BAA6"))
-        );
+        .arg(https(&server, "/range/5BAA6")));
     assert_eq!(out.status.code(), Some(60), "{:?}", out);
     server.stop().await;
 }
@@ -258,9 +263,11 @@ async fn tls11_client_hello_is_refused_with_protocol_version_alert() {
     body.push(0); // no session id
     body.extend_from_slice(&[0x00, 0x04, 0xc0, 0x13, 0x00, 0x2f]); // ECDHE-RSA/RSA AES128-CBC-SHA
     body.extend_from_slice(&[0x01, 0x00]); // null compression
-    // signature_algorithms (ecdsa_secp256r1_sha256, rsa_pkcs1_sha256), as OpenSSL sends it even
-    // when it offers TLS 1.1 only; rustls refuses a hello without it before looking at versions.
-    body.extend_from_slice(&[0x00, 0x0a, 0x00, 0x0d, 0x00, 0x06, 0x00, 0x04, 0x04, 0x03, 0x04, 0x01]);
+                                           // signature_algorithms (ecdsa_secp256r1_sha256, rsa_pkcs1_sha256), as OpenSSL sends it even
+                                           // when it offers TLS 1.1 only; rustls refuses a hello without it before looking at versions.
+    body.extend_from_slice(&[
+        0x00, 0x0a, 0x00, 0x0d, 0x00, 0x06, 0x00, 0x04, 0x04, 0x03, 0x04, 0x01,
+    ]);
     let mut handshake = vec![0x01, 0x00];
     handshake.extend_from_slice(&(body.len() as u16).to_be_bytes());
     handshake.extend_from_slice(&body);
@@ -353,11 +360,18 @@ async fn replaced_certificate_is_served_to_new_connections_and_a_bad_pair_is_ref
         if peer_cert(&response) == der_of(&cert_b) {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "new certificate never served");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "new certificate never served"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // The connection opened before the reload still works, with the old certificate.
-    let response = old.get(https(&server, "/range/5BAA6")).send().await.unwrap();
+    let response = old
+        .get(https(&server, "/range/5BAA6"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(peer_cert(&response), der_of(&cert_a));
     assert!(response.text().await.unwrap().contains(PASSWORD_SUFFIX));
@@ -396,8 +410,8 @@ async fn mutual_tls_refuses_clients_without_a_certificate_from_the_ca() {
 
     // A certificate from another CA: refused too.
     let (stranger_cert, stranger_key) = server_ca.issue("stranger", false);
-    let identity = reqwest::Identity::from_pem(format!("{stranger_cert}{stranger_key}").as_bytes())
-        .unwrap();
+    let identity =
+        reqwest::Identity::from_pem(format!("{stranger_cert}{stranger_key}").as_bytes()).unwrap();
     let stranger = client(&[&server_ca]).identity(identity).build().unwrap();
     assert!(stranger.get(&url).send().await.is_err());
 
@@ -420,24 +434,46 @@ async fn mutual_tls_refuses_clients_without_a_certificate_from_the_ca() {
     let app_cert_path = files.put("app.pem", &app_cert);
     let app_key_path = files.put("app.key", &app_key);
     let with_cert = run(Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
         .arg("--cacert")
         .arg(&ca_path)
         .arg("--cert")
         .arg(&app_cert_path)
         .arg("--key")
         .arg(&app_key_path)
-        .arg(&url)
-        );
-    assert_eq!(String::from_utf8_lossy(&with_cert.stdout), "200", "{with_cert:?}");
+        .arg(&url));
+    assert_eq!(
+        String::from_utf8_lossy(&with_cert.stdout),
+        "200",
+        "{with_cert:?}"
+    );
     let without = run(Command::new("curl")
-        .args(["-sS", "--max-time", "10", "-o", "/dev/null", "-w", "%{http_code}"])
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
         .arg("--cacert")
         .arg(&ca_path)
-        .arg(&url)
-        );
+        .arg(&url));
     assert!(!without.status.success(), "{without:?}");
-    assert_eq!(String::from_utf8_lossy(&without.stdout), "000", "{without:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&without.stdout),
+        "000",
+        "{without:?}"
+    );
     server.stop().await;
 }
 
@@ -449,13 +485,19 @@ fn bad_files_are_refused_at_load_with_the_path_named() {
     let (_, other_key) = ca.issue("other", true);
     files.put("cert.pem", &cert);
     files.put("key.pem", &other_key);
-    let err = Tls::load(files.tls_files(None), true).unwrap_err().to_string();
+    let err = Tls::load(files.tls_files(None), true)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("certificate and key"), "{err}");
     files.put("key.pem", &key);
     files.put("cert.pem", "nothing here\n");
-    let err = Tls::load(files.tls_files(None), true).unwrap_err().to_string();
+    let err = Tls::load(files.tls_files(None), true)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cert.pem"), "{err}");
     std::fs::remove_file(files.path("cert.pem")).unwrap();
-    let err = Tls::load(files.tls_files(None), true).unwrap_err().to_string();
+    let err = Tls::load(files.tls_files(None), true)
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("cert.pem"), "{err}");
 }

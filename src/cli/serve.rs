@@ -67,13 +67,28 @@ pub struct ServeArgs {
     log_format: LogFormat,
     /// TLS certificate chain (PEM, leaf first); serves HTTPS instead of HTTP. Needs --tls-key.
     /// Reloaded on SIGHUP and when the file is replaced; a bad new pair is refused.
-    #[arg(long, value_name = "PEM", env = "HIBP_MIRROR_TLS_CERT", requires = "tls_key")]
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "HIBP_MIRROR_TLS_CERT",
+        requires = "tls_key"
+    )]
     tls_cert: Option<PathBuf>,
     /// TLS private key (PEM) for --tls-cert.
-    #[arg(long, value_name = "PEM", env = "HIBP_MIRROR_TLS_KEY", requires = "tls_cert")]
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "HIBP_MIRROR_TLS_KEY",
+        requires = "tls_cert"
+    )]
     tls_key: Option<PathBuf>,
     /// CA certificates (PEM) for mutual TLS: clients must present a certificate signed by one.
-    #[arg(long, value_name = "PEM", env = "HIBP_MIRROR_TLS_CLIENT_CA", requires = "tls_cert")]
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "HIBP_MIRROR_TLS_CLIENT_CA",
+        requires = "tls_cert"
+    )]
     tls_client_ca: Option<PathBuf>,
     /// Routes served (comma-separated: range,checkhash,healthz,metrics,page); others answer 404.
     #[arg(long, value_name = "LIST", env = "HIBP_MIRROR_ROUTES", default_value_t = RouteSet::ALL)]
@@ -158,7 +173,11 @@ pub fn run(args: ServeArgs) -> Result<()> {
     }
     let indexes = IndexSet::open(sha1, ntlm).context("cannot load the index")?;
     let config = args.config()?;
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = args.workers {
         runtime.worker_threads(workers);

@@ -109,7 +109,9 @@ pub enum TokenError {
     },
     /// The file holds no token (only blank or `#` comment lines), which would lock every
     /// protected route.
-    #[error("token file {path} holds no token (one token per line; blank and # lines are ignored)")]
+    #[error(
+        "token file {path} holds no token (one token per line; blank and # lines are ignored)"
+    )]
     Empty {
         /// The file.
         path: PathBuf,
@@ -256,7 +258,10 @@ mod tests {
         std::fs::write(&path, "# nothing\n\n").unwrap();
         assert!(matches!(Tokens::load(&path), Err(TokenError::Empty { .. })));
         assert!(tokens.reload().is_err());
-        assert!(tokens.accepts(b"beta"), "a refused reload keeps the old tokens");
+        assert!(
+            tokens.accepts(b"beta"),
+            "a refused reload keeps the old tokens"
+        );
         std::fs::write(&path, "gamma\n").unwrap();
         tokens.reload().unwrap();
         assert!(tokens.accepts(b"gamma"));

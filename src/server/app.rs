@@ -18,8 +18,8 @@ use crate::hash::{Hash, HashKind, Prefix};
 use super::body::ResponseBody;
 use super::indexes::{IndexSet, Served};
 use super::metrics::Metrics;
-use super::render::{append_padding, gzip_compressed, gzip_stored, render_range};
 use super::post::PostedBody;
+use super::render::{append_padding, gzip_compressed, gzip_stored, render_range};
 use super::route::{Route, CHECKHASH_PATH, CHECKHASH_POST_PATH, RANGE_PATH};
 use super::Config;
 
@@ -266,7 +266,13 @@ impl App {
         let media_type = headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
         let hash: Option<String> = match media_type.as_deref() {
             Some("text/plain") => std::str::from_utf8(body).ok().map(|t| t.trim().to_owned()),
             Some("application/json") => serde_json::from_slice::<serde_json::Value>(body)
