@@ -99,13 +99,12 @@ impl fmt::Display for RouteSet {
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// The file could not be read.
-    #[error("cannot read token file {path}: {source}")]
+    #[error("cannot read token file {path}: {reason}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The reason.
-        #[source]
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// The file holds no token (only blank or `#` comment lines), which would lock every
     /// protected route.
@@ -195,7 +194,7 @@ fn bearer(value: &[u8]) -> Option<&[u8]> {
 fn read_digests(path: &Path) -> Result<Vec<[u8; 32]>, TokenError> {
     let text = std::fs::read(path).map_err(|source| TokenError::Read {
         path: path.to_owned(),
-        source,
+        reason: source,
     })?;
     let digests: Vec<[u8; 32]> = text
         .split(|&b| b == b'\n')

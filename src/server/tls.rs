@@ -37,19 +37,19 @@ pub struct TlsFiles {
     pub client_ca: Option<PathBuf>,
 }
 
-/// Why a TLS configuration could not be built.
+/// Why a TLS configuration could not be built. The message includes the underlying reason (it
+/// is what the reload log line shows), so the reason is not also chained as a `source`.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// A PEM file could not be read or parsed.
-    #[error("cannot read {what} from {path}: {source}")]
+    #[error("cannot read {what} from {path}: {reason}")]
     Pem {
         /// What the file should hold ("certificate", "private key", "client CA").
         what: &'static str,
         /// The file.
         path: PathBuf,
         /// What went wrong.
-        #[source]
-        source: rustls::pki_types::pem::Error,
+        reason: rustls::pki_types::pem::Error,
     },
     /// A file holds no certificate.
     #[error("{path} holds no PEM certificate")]
@@ -58,22 +58,20 @@ pub enum TlsError {
         path: PathBuf,
     },
     /// rustls refused the pair (e.g. the key does not match the certificate) or a CA.
-    #[error("{context}: {source}")]
+    #[error("{context}: {reason}")]
     Rustls {
         /// Which step failed.
         context: &'static str,
         /// rustls' reason.
-        #[source]
-        source: rustls::Error,
+        reason: rustls::Error,
     },
     /// The client-certificate verifier could not be built from the CA file.
-    #[error("cannot use {path} as client CA: {source}")]
+    #[error("cannot use {path} as client CA: {reason}")]
     ClientCa {
         /// The CA file.
         path: PathBuf,
         /// The reason.
-        #[source]
-        source: rustls::server::VerifierBuilderError,
+        reason: rustls::server::VerifierBuilderError,
     },
 }
 
@@ -186,7 +184,7 @@ fn read_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'sta
     let pem = |source| TlsError::Pem {
         what,
         path: path.to_owned(),
-        source,
+        reason: source,
     };
     let certs = CertificateDer::pem_file_iter(path)
         .map_err(pem)?
@@ -207,14 +205,14 @@ fn build_config(files: &TlsFiles, http2: bool) -> Result<ServerConfig, TlsError>
     let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|source| TlsError::Pem {
         what: "private key",
         path: files.key.clone(),
-        source,
+        reason: source,
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|source| TlsError::Rustls {
             context: "TLS versions",
-            source,
+            reason: source,
         })?;
     let builder = match &files.client_ca {
         None => builder.with_no_client_auth(),
@@ -223,14 +221,14 @@ fn build_config(files: &TlsFiles, http2: bool) -> Result<ServerConfig, TlsError>
             for cert in read_certs("client CA", path)? {
                 roots.add(cert).map_err(|source| TlsError::Rustls {
                     context: "client CA certificate",
-                    source,
+                    reason: source,
                 })?;
             }
             let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
                 .build()
                 .map_err(|source| TlsError::ClientCa {
                     path: path.clone(),
-                    source,
+                    reason: source,
                 })?;
             builder.with_client_cert_verifier(verifier)
         }
@@ -240,7 +238,7 @@ fn build_config(files: &TlsFiles, http2: bool) -> Result<ServerConfig, TlsError>
         .with_single_cert(certs, key)
         .map_err(|source| TlsError::Rustls {
             context: "certificate and key",
-            source,
+            reason: source,
         })?;
     config.alpn_protocols = if http2 {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
