@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use hibp_mirror::server::{self, IndexSet, IndexSource};
+use hibp_mirror::server::access::{RouteSet, Tokens};
+use hibp_mirror::server::{self, IndexSet, IndexSource, Tls, TlsFiles};
 use hibp_mirror::severity::Thresholds;
 use hibp_mirror::HashKind;
 
@@ -122,6 +123,41 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", env = "HIBP_MIRROR_READS_IN_FLIGHT",
           value_parser = at_least_one::<usize>, default_value_t = server::DEFAULT_READS_IN_FLIGHT)]
     reads_in_flight: usize,
+    /// TLS certificate chain (PEM, leaf first); serves HTTPS instead of HTTP. Needs --tls-key.
+    /// Reloaded on SIGHUP and when the file is replaced; a bad new pair is refused.
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "HIBP_MIRROR_TLS_CERT",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) for --tls-cert.
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "HIBP_MIRROR_TLS_KEY",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
+    /// CA certificates (PEM) for mutual TLS: clients must present a certificate signed by one.
+    #[arg(
+        long,
+        value_name = "PEM",
+        env = "HIBP_MIRROR_TLS_CLIENT_CA",
+        requires = "tls_cert"
+    )]
+    tls_client_ca: Option<PathBuf>,
+    /// Routes served (comma-separated: range,checkhash,healthz,metrics,page); others answer 404.
+    #[arg(long, value_name = "LIST", env = "HIBP_MIRROR_ROUTES", default_value_t = RouteSet::ALL)]
+    routes: RouteSet,
+    /// File of bearer tokens, one per line (blank and # lines ignored); the --token-routes then
+    /// need `Authorization: Bearer <token>`. Reloaded on SIGHUP.
+    #[arg(long, value_name = "FILE", env = "HIBP_MIRROR_TOKEN_FILE")]
+    token_file: Option<PathBuf>,
+    /// Routes that need a token when --token-file is given.
+    #[arg(long, value_name = "LIST", env = "HIBP_MIRROR_TOKEN_ROUTES", default_value_t = RouteSet::DEFAULT_TOKEN_ROUTES)]
+    token_routes: RouteSet,
     /// Runtime worker threads, at least 1 (default: one per CPU).
     #[arg(long, value_name = "N", env = "HIBP_MIRROR_WORKERS",
           value_parser = at_least_one::<usize>)]
@@ -149,9 +185,26 @@ impl ServeArgs {
         }
     }
 
-    /// The server's configuration for these flags.
-    fn config(&self) -> server::Config {
-        server::Config {
+    /// The server's configuration for these flags (loads the TLS files and the token file).
+    fn config(&self) -> Result<server::Config> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => {
+                let files = TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: self.tls_client_ca.clone(),
+                };
+                Some(Arc::new(
+                    Tls::load(files, self.http2).context("cannot set up TLS")?,
+                ))
+            }
+            _ => None,
+        };
+        let tokens = match &self.token_file {
+            Some(path) => Some(Arc::new(Tokens::load(path)?)),
+            None => None,
+        };
+        Ok(server::Config {
             gzip_level: self.gzip_level,
             thresholds: self.severity_thresholds,
             max_connections: self.max_connections,
@@ -174,7 +227,11 @@ impl ServeArgs {
             tcp_keepalive: Some(self.tcp_keepalive.0).filter(|d| !d.is_zero()),
             log_prefixes: self.log_prefixes,
             file_leases: true,
-        }
+            tls,
+            routes: self.routes,
+            tokens,
+            token_routes: self.token_routes,
+        })
     }
 }
 
@@ -186,7 +243,12 @@ pub fn run(args: ServeArgs) -> Result<()> {
         tracing::warn!("no --index or --ntlm-index given: serving the bundled sample corpus (sample counts, not real data)");
     }
     let indexes = IndexSet::open(sha1, ntlm).context("cannot load the index")?;
-    let config = args.config();
+    let config = args.config()?;
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(workers) = args.workers {
         runtime.worker_threads(workers);
@@ -214,7 +276,7 @@ pub fn run(args: ServeArgs) -> Result<()> {
                 tracing::info!(kind = %kind, source = %served.source(), records = served.header().record_count, build_time = served.header().build_time, "index loaded");
             }
         }
-        tracing::info!(address = %listener.local_addr()?, "listening");
+        tracing::info!(address = %listener.local_addr()?, scheme, "listening");
         let app = Arc::new(server::App::new(Arc::new(indexes), config));
         server::run(listener, app, shutdown).await?;
         tracing::info!("stopped");

@@ -11,7 +11,7 @@ use hyper::header::{
     HeaderMap, HeaderName, HeaderValue, ACCEPT_ENCODING, ACCESS_CONTROL_ALLOW_HEADERS,
     ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_MAX_AGE, ALLOW,
     CACHE_CONTROL, CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, ETAG, IF_NONE_MATCH,
-    LAST_MODIFIED, VARY,
+    LAST_MODIFIED, VARY, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -21,8 +21,9 @@ use super::body::ResponseBody;
 use super::indexes::{IndexSet, Served};
 use super::metrics::Metrics;
 use super::page::Asset;
+use super::post::PostedBody;
 use super::render::{append_padding, gzip_compressed, gzip_stored, render_range};
-use super::route::{Route, CHECKHASH_PATH, RANGE_PATH};
+use super::route::{Route, CHECKHASH_PATH, CHECKHASH_POST_PATH, RANGE_PATH};
 use super::Config;
 
 /// The request header that asks for padding.
@@ -37,6 +38,12 @@ const RANGE_VARY: HeaderValue = HeaderValue::from_static("Add-Padding, Accept-En
 
 /// Methods `/range` answers.
 const RANGE_ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD, OPTIONS");
+
+/// Methods `/checkhash` (no hash in the path) answers.
+const POST_ALLOW: HeaderValue = HeaderValue::from_static("POST");
+
+/// `WWW-Authenticate` of a 401 (RFC 6750).
+const BEARER_CHALLENGE: HeaderValue = HeaderValue::from_static("Bearer realm=\"hibp-mirror\"");
 
 /// Methods the other endpoints answer.
 const READ_ALLOW: HeaderValue = HeaderValue::from_static("GET, HEAD");
@@ -98,16 +105,51 @@ impl App {
     /// Answers one request already classified as `route` (by [`Route::of`] on its path).
     pub fn respond_route<B>(&self, route: Route, req: &Request<B>) -> Response<ResponseBody> {
         let path = req.uri().path();
+        if !self.config.routes.contains(route) {
+            return not_found();
+        }
+        if self.config.token_routes.contains(route) && !self.authorized(req) {
+            return unauthorized();
+        }
         match route {
             Route::Range => match path.strip_prefix(RANGE_PATH) {
                 Some(prefix) => self.range(req, prefix),
                 None => not_found(),
             },
-            Route::CheckHash => match path.strip_prefix(CHECKHASH_PATH) {
-                Some(hash) => read_only(req, || self.checkhash(hash)),
-                None => not_found(),
-            },
-            Route::Healthz => read_only(req, || self.healthz()),
+            Route::CheckHash => {
+                let posted_form = path == CHECKHASH_POST_PATH || path == CHECKHASH_PATH;
+                match (req.method(), path.strip_prefix(CHECKHASH_PATH)) {
+                    (&Method::POST, _) if posted_form => {
+                        match req.extensions().get::<PostedBody>() {
+                            Some(posted) => self.checkhash_posted(req.headers(), posted),
+                            // Only the connection loop reads bodies; a caller that did not is a bug.
+                            None => json_error(
+                                StatusCode::INTERNAL_SERVER_ERROR,
+                                "request body not read",
+                            ),
+                        }
+                    }
+                    (&Method::GET | &Method::HEAD, Some(hash)) => self.checkhash(hash),
+                    // `/checkhash` takes the hash in a POST body only.
+                    (_, None) => method_not_allowed(POST_ALLOW),
+                    // A POST with the hash in the path: the hash belongs in the body.
+                    (_, Some(_)) => method_not_allowed(READ_ALLOW),
+                }
+            }
+            Route::Healthz => read_only(req, || {
+                if wants_detail(req.uri().query()) {
+                    match &self.config.tokens {
+                        None => json_error(
+                            StatusCode::FORBIDDEN,
+                            "healthz detail needs a token file (--token-file)",
+                        ),
+                        Some(tokens) if !tokens.authorizes(req.headers()) => unauthorized(),
+                        Some(_) => self.healthz(true),
+                    }
+                } else {
+                    self.healthz(false)
+                }
+            }),
             Route::Metrics => read_only(req, || self.metrics_page()),
             Route::Page => match Asset::of(path) {
                 Some(asset) if self.config.page => read_only(req, || {
@@ -245,6 +287,67 @@ impl App {
         }
     }
 
+    /// Whether the request carries an accepted bearer token (true when no token file is set).
+    fn authorized<B>(&self, req: &Request<B>) -> bool {
+        self.config
+            .tokens
+            .as_ref()
+            .is_none_or(|tokens| tokens.authorizes(req.headers()))
+    }
+
+    /// `POST /checkhash`: the hash as `text/plain` or as JSON `{"hash": "..."}`; the answer is
+    /// the same as for `GET /checkhash/{hash}`. Error messages never echo the body.
+    pub fn checkhash_posted(
+        &self,
+        headers: &HeaderMap,
+        posted: &PostedBody,
+    ) -> Response<ResponseBody> {
+        let body = match posted {
+            PostedBody::Complete(body) => body,
+            PostedBody::TooLarge => {
+                return json_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &format!("body larger than {} bytes", super::post::MAX_POSTED_BODY),
+                )
+            }
+            PostedBody::TimedOut => {
+                return json_error(StatusCode::REQUEST_TIMEOUT, "body not received in time")
+            }
+            PostedBody::Failed => {
+                return json_error(StatusCode::BAD_REQUEST, "body could not be read")
+            }
+        };
+        let media_type = headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let hash: Option<String> = match media_type.as_deref() {
+            Some("text/plain") => std::str::from_utf8(body).ok().map(|t| t.trim().to_owned()),
+            Some("application/json") => serde_json::from_slice::<serde_json::Value>(body)
+                .ok()
+                .and_then(|v| v.get("hash")?.as_str().map(str::to_owned)),
+            _ => {
+                return json_error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "send the hash as text/plain or as application/json {\"hash\": \"<hex>\"}",
+                )
+            }
+        };
+        match hash {
+            Some(hash) => self.checkhash(&hash),
+            None => json_error(
+                StatusCode::BAD_REQUEST,
+                "body must be the hash in hex, or JSON {\"hash\": \"<hex>\"}",
+            ),
+        }
+    }
+
     fn checkhash(&self, hash_text: &str) -> Response<ResponseBody> {
         let hash = match Hash::parse_hex(hash_text.as_bytes()) {
             Ok(hash) => hash,
@@ -280,7 +383,8 @@ impl App {
         json_response(StatusCode::OK, body)
     }
 
-    fn healthz(&self) -> Response<ResponseBody> {
+    /// `/healthz`; file paths and labels (`source`, `label`) only with `detail`.
+    fn healthz(&self, detail: bool) -> Response<ResponseBody> {
         let mut body = String::from("{\"status\":\"");
         let served: Vec<_> = [HashKind::Sha1, HashKind::Ntlm]
             .into_iter()
@@ -296,15 +400,22 @@ impl App {
             let h = s.header();
             let _ = write!(
                 body,
-                "{}{{\"kind\":\"{}\",\"records\":{},\"build_time\":{},\"last_modified\":\"{}\",\"source\":\"{}\",\"label\":\"{}\"}}",
+                "{}{{\"kind\":\"{}\",\"records\":{},\"build_time\":{},\"last_modified\":\"{}\"",
                 if i > 0 { "," } else { "" },
                 h.kind,
                 h.record_count,
                 h.build_time,
                 s.last_modified().to_str().unwrap_or_default(),
-                json_escape(&s.source().to_string()),
-                json_escape(&h.label),
             );
+            if detail {
+                let _ = write!(
+                    body,
+                    ",\"source\":\"{}\",\"label\":\"{}\"",
+                    json_escape(&s.source().to_string()),
+                    json_escape(&h.label),
+                );
+            }
+            body.push('}');
         }
         body.push_str("]}");
         let status = if served.is_empty() {
@@ -375,6 +486,15 @@ fn range_error(reason: impl Into<Bytes>) -> Response<ResponseBody> {
     response
         .headers_mut()
         .insert(ACCESS_CONTROL_ALLOW_ORIGIN, ANY_ORIGIN);
+    response
+}
+
+/// 401 with a `Bearer` challenge; the body says what is missing, never what was sent.
+fn unauthorized() -> Response<ResponseBody> {
+    let mut response = json_error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+    response
+        .headers_mut()
+        .insert(WWW_AUTHENTICATE, BEARER_CHALLENGE);
     response
 }
 
@@ -453,6 +573,14 @@ fn range_mode(query: Option<&str>) -> Result<HashKind, &'static str> {
         Some(_) => Err(MODE_REPEATED),
         None => Ok(kind),
     }
+}
+
+/// Whether the query asks for `/healthz` detail (`detail=1` or `detail=true`).
+fn wants_detail(query: Option<&str>) -> bool {
+    query.is_some_and(|q| {
+        q.split('&')
+            .any(|pair| pair == "detail=1" || pair.eq_ignore_ascii_case("detail=true"))
+    })
 }
 
 fn is_true(value: &HeaderValue) -> bool {

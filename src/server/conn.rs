@@ -387,6 +387,13 @@ async fn answer<H: Handler>(
     if route == Route::Range && !admit(handler.as_ref(), state) {
         return busy(handler.as_ref(), &req);
     }
+    let mut req = req;
+    // POST /checkhash carries the hash in a small body, read here (bounded in size and time)
+    // so the routing stays a pure function of the request.
+    if req.method() == hyper::Method::POST && route == Route::CheckHash {
+        let posted = super::post::read(&mut req, handler.config().header_read_timeout).await;
+        req.extensions_mut().insert(posted);
+    }
     let response = respond(handler.clone(), shared.reads.clone(), req).await;
     response.map(|body| {
         if body.is_empty() {

@@ -13,10 +13,13 @@
 //! - [`page`]: the check page at `/` (embedded HTML, script and style) and `/config.json`.
 //! - [`conn`]: connection limits (backlog, per-address cap, timeouts of every phase, unsent
 //!   bytes) around each accepted stream.
+//! - [`tls`]: TLS (rustls) with a certificate reloaded while serving.
+//! - [`access`]: routes switched on or off, bearer tokens for the sensitive ones.
 //!
 //! This module holds the connection loop: [`run`] takes a bound listener and a shutdown future,
 //! so tests bind `127.0.0.1:0` and stop the server when they like.
 
+pub mod access;
 pub mod app;
 pub mod body;
 pub mod conn;
@@ -24,8 +27,10 @@ pub mod healthcheck;
 pub mod indexes;
 pub mod metrics;
 pub mod page;
+pub mod post;
 pub mod render;
 pub mod route;
+pub mod tls;
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -47,6 +52,7 @@ pub use conn::bind;
 pub use indexes::{IndexSet, IndexSource, LoadError, ReloadOutcome, Served};
 pub use metrics::{CloseReason, Metrics};
 pub use route::Route;
+pub use tls::{Tls, TlsFiles};
 
 /// Address `serve` listens on by default: loopback only, so nothing is exposed by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -193,6 +199,14 @@ pub struct Config {
     /// in-place overwrite waits until the mapping is dropped instead of crashing the process
     /// with `SIGBUS`. Off, in-place changes are caught only by the watch poll.
     pub file_leases: bool,
+    /// TLS for every connection; `None` serves plain HTTP. Reloaded with SIGHUP and the watcher.
+    pub tls: Option<Arc<Tls>>,
+    /// Routes served; the others answer 404.
+    pub routes: access::RouteSet,
+    /// Bearer tokens; `None`: no route needs one. Reloaded with SIGHUP.
+    pub tokens: Option<Arc<access::Tokens>>,
+    /// Routes that need a token when `tokens` is set.
+    pub token_routes: access::RouteSet,
 }
 
 impl Default for Config {
@@ -220,6 +234,10 @@ impl Default for Config {
             tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
             log_prefixes: false,
             file_leases: true,
+            tls: None,
+            routes: access::RouteSet::ALL,
+            tokens: None,
+            token_routes: access::RouteSet::DEFAULT_TOKEN_ROUTES,
         }
     }
 }
@@ -278,17 +296,29 @@ pub async fn run(
     let mut reloaders = JoinSet::new();
     if let Some(interval) = app.config().watch_interval {
         reloaders.spawn(app.indexes().clone().watch(interval));
+        if let Some(tls) = &app.config().tls {
+            reloaders.spawn(tls.clone().watch(interval));
+        }
     }
     if app.config().reload_on_sighup {
         // Install the handler now, so a SIGHUP right after start is not fatal to the process.
         let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
             .map_err(ServeError::Signal)?;
         let indexes = app.indexes().clone();
+        let tls = app.config().tls.clone();
+        let tokens = app.config().tokens.clone();
         reloaders.spawn(async move {
             while hangups.recv().await.is_some() {
                 tracing::info!("SIGHUP: reloading indexes");
                 let indexes = indexes.clone();
                 let _ = tokio::task::spawn_blocking(move || indexes.reload_all(true)).await;
+                // Errors are logged by `reload`; the previous certificate and tokens stay.
+                if let Some(tls) = &tls {
+                    let _ = tls.reload();
+                }
+                if let Some(tokens) = &tokens {
+                    let _ = tokens.reload();
+                }
             }
         });
     }
@@ -365,7 +395,17 @@ pub async fn serve<H: Handler>(
             let handler = shared.handler.clone();
             let _open = OpenConnection::new(handler.metrics());
             conn::tune_socket(&stream, handler.config().tcp_keepalive);
-            conn::serve_stream(stream, shared).await;
+            match handler.config().tls.clone() {
+                None => conn::serve_stream(stream, shared).await,
+                // The handshake gets the same bound as a request head.
+                Some(tls) => match tls
+                    .accept(stream, handler.config().header_read_timeout)
+                    .await
+                {
+                    Ok(stream) => conn::serve_stream(stream, shared).await,
+                    Err(err) => tracing::debug!(error = %err, "TLS handshake failed"),
+                },
+            }
         });
     }
     drop(listener);

@@ -12,6 +12,9 @@ pub(crate) const RANGE_PATH: &str = "/range/";
 /// Path prefix of the full-hash endpoint.
 pub(crate) const CHECKHASH_PATH: &str = "/checkhash/";
 
+/// Path of `POST /checkhash` (the hash in the body); `/checkhash/` works too.
+pub(crate) const CHECKHASH_POST_PATH: &str = "/checkhash";
+
 /// Which endpoint a request is for; the only request detail used as a metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Route {
@@ -45,7 +48,7 @@ impl Route {
     pub fn of(path: &str) -> Route {
         if path.starts_with(RANGE_PATH) {
             Route::Range
-        } else if path.starts_with(CHECKHASH_PATH) {
+        } else if path.starts_with(CHECKHASH_PATH) || path == CHECKHASH_POST_PATH {
             Route::CheckHash
         } else if path == "/healthz" {
             Route::Healthz
