@@ -27,7 +27,7 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
     pub fn open(data: D) -> Result<Self, OpenError> {
         let bytes = data.as_ref();
         let header = Header::decode(bytes, bytes.len() as u64)?;
-        let table = &bytes[format::TABLE_OFFSET..format::RECORDS_OFFSET];
+        let table = &bytes[format::TABLE_OFFSET..format::TAGS_OFFSET];
         let mut previous = 0u64;
         if format::table_entry(table, 0) != 0 {
             return Err(OpenError::TableStart {
@@ -79,7 +79,29 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
     }
 
     fn table(&self) -> &[u8] {
-        &self.bytes()[format::TABLE_OFFSET..format::RECORDS_OFFSET]
+        &self.bytes()[format::TABLE_OFFSET..format::TAGS_OFFSET]
+    }
+
+    fn tags(&self) -> &[u8] {
+        &self.bytes()[format::TAGS_OFFSET..format::RECORDS_OFFSET]
+    }
+
+    /// The content tag of `prefix`: a digest of its kind, hashes and exact counts (see
+    /// [`format::TagHasher`]), stored at import. Equal data gives equal tags across imports,
+    /// machines and rebuilds; any added, removed or recounted hash changes it.
+    #[inline]
+    pub fn prefix_tag(&self, prefix: Prefix) -> u64 {
+        format::tag_entry(self.tags(), prefix.index())
+    }
+
+    /// Recomputes the tag of `prefix` from its records (what `verify` compares with the stored
+    /// one).
+    pub fn compute_prefix_tag(&self, prefix: Prefix) -> u64 {
+        let mut hasher = format::TagHasher::new(self.header.kind);
+        for entry in self.range(prefix) {
+            hasher.push_record(prefix.value(), entry.record, entry.count);
+        }
+        hasher.finish()
     }
 
     fn records(&self) -> &[u8] {
@@ -231,6 +253,14 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
                     }
                 }
             }
+        }
+        let computed = self.compute_prefix_tag(prefix);
+        if computed != self.prefix_tag(prefix) {
+            return Err(VerifyError::Tag {
+                prefix,
+                stored: self.prefix_tag(prefix),
+                computed,
+            });
         }
         Ok(())
     }
@@ -517,4 +547,14 @@ pub enum VerifyError {
     /// The overflow table disagrees with the records.
     #[error("overflow table: {0}; re-run `hibp-mirror import`")]
     Overflow(String),
+    /// A stored prefix tag does not match the prefix's records.
+    #[error("prefix {prefix}: stored tag {stored:016x} does not match its records ({computed:016x}); re-run `hibp-mirror import`")]
+    Tag {
+        /// The prefix.
+        prefix: Prefix,
+        /// The tag in the file.
+        stored: u64,
+        /// The tag computed from the records.
+        computed: u64,
+    },
 }

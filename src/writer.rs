@@ -112,6 +112,10 @@ pub struct IndexWriter<W: Write + Seek> {
     record_count: u64,
     /// CRC-32 of the records written so far.
     records_crc: crc32fast::Hasher,
+    /// Tag of every prefix closed so far (the empty-prefix tag for the others).
+    tags: Vec<u64>,
+    /// The prefix whose records are still arriving and its tag so far: a prefix may span blocks.
+    open_tag: Option<(u32, format::TagHasher)>,
 }
 
 impl<W: Write + Seek> IndexWriter<W> {
@@ -125,7 +129,35 @@ impl<W: Write + Seek> IndexWriter<W> {
             overflow: Vec::new(),
             record_count: 0,
             records_crc: crc32fast::Hasher::new(),
+            tags: vec![format::empty_prefix_tag(kind); PREFIX_COUNT],
+            open_tag: None,
         })
+    }
+
+    /// Feeds the block's records to the prefix tags, closing each prefix's tag when the next
+    /// prefix starts.
+    fn tag_block(&mut self, block: &EncodedBlock) {
+        let record_len = format::record_len(self.kind);
+        let mut records = block.records.chunks_exact(record_len);
+        let mut overflow = block.overflow.iter();
+        for &(prefix, n) in &block.prefix_runs {
+            let hasher = match &mut self.open_tag {
+                Some((open, hasher)) if *open == prefix => hasher,
+                open => {
+                    if let Some((done, hasher)) = open.take() {
+                        self.tags[done as usize] = hasher.finish();
+                    }
+                    &mut open.insert((prefix, format::TagHasher::new(self.kind))).1
+                }
+            };
+            for record in records.by_ref().take(n as usize) {
+                let mut count = format::record_inline_count(record);
+                if count == format::COUNT_ESCAPE {
+                    count = overflow.next().expect("escaped record has an overflow entry").1;
+                }
+                hasher.push_record(prefix, record, count);
+            }
+        }
     }
 
     /// Appends a block of records that sorts after everything written so far.
@@ -133,6 +165,7 @@ impl<W: Write + Seek> IndexWriter<W> {
         debug_assert_eq!(block.kind, self.kind);
         self.out.write_all(&block.records)?;
         self.records_crc.update(&block.records);
+        self.tag_block(block);
         for &(prefix, n) in &block.prefix_runs {
             self.prefix_counts[prefix as usize] += u64::from(n);
         }
@@ -161,13 +194,18 @@ impl<W: Write + Seek> IndexWriter<W> {
         Ok((out, self.prefix_counts, self.overflow))
     }
 
-    /// Writes the overflow table, the offset table and the header; returns the inner writer
+    /// Writes the overflow table, the offset and tag tables and the header; returns the inner writer
     /// (flushed, not yet synced) and the header written.
     pub fn finish(mut self, label: &str, build_time: u64) -> io::Result<(W, Header)> {
         self.out.write_all(&self.overflow)?;
+        if let Some((prefix, hasher)) = self.open_tag.take() {
+            self.tags[prefix as usize] = hasher.finish();
+        }
         let table = format::encode_table(&self.prefix_counts);
+        let tags = format::encode_tags(&self.tags);
         let mut crc = crc32fast::Hasher::new();
         crc.update(&table);
+        crc.update(&tags);
         crc.combine(&self.records_crc);
         crc.update(&self.overflow);
         let header = Header {
@@ -181,6 +219,7 @@ impl<W: Write + Seek> IndexWriter<W> {
         self.out
             .seek(SeekFrom::Start(format::TABLE_OFFSET as u64))?;
         self.out.write_all(&table)?;
+        self.out.write_all(&tags)?;
         self.out.seek(SeekFrom::Start(0))?;
         self.out.write_all(&header.encode())?;
         let out = self.out.into_inner().map_err(|e| e.into_error())?;
