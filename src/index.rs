@@ -452,7 +452,12 @@ pub struct Entry<'a> {
     count: u32,
 }
 
-impl Entry<'_> {
+impl<'a> Entry<'a> {
+    /// The stored record, for crate modules that compare records without decoding them.
+    pub(crate) fn record(&self) -> &'a [u8] {
+        self.record
+    }
+
     /// How many times the hash was seen in breaches.
     pub fn count(&self) -> u32 {
         self.count

@@ -10,6 +10,8 @@
 //! - [`mmap`]: the crate's single `unsafe` operation, mapping a file read-only, with its contract;
 //!   [`IndexBytes`], index bytes mapped or owned.
 //! - [`index`]: the read side: open with cheap checks, `range`, `lookup`, full `verify`.
+//! - [`diff`]: what changed between two indexes (figures and the added/changed records), reading
+//!   only the prefixes whose content tags differ.
 //! - [`writer`]: the write side: encoded blocks in, a complete file committed atomically.
 //! - [`import`]: dump files, gzip, stdin and per-prefix directories in; an index out.
 //! - [`sample`]: the bundled sample corpus from `data/`, as in-memory indexes.
@@ -26,6 +28,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod diff;
 pub mod format;
 pub mod hash;
 pub mod import;

@@ -188,13 +188,19 @@ async fn a_renamed_file_is_picked_up_by_the_watcher_and_headers_follow() {
     };
     let server = TestServer::start_files(Some(&path), None, config).await;
     let client = support::identity_client();
-    let url = server.url("/range/00100");
+    let url = server.url("/range/00200");
+    let unchanged_url = server.url("/range/00100");
+    let unchanged = client.get(&unchanged_url).send().await.unwrap();
+    let unchanged_etag = unchanged.headers()["etag"].clone();
+    assert_eq!(unchanged.text().await.unwrap(), a.range_body(0x100));
+    assert_eq!(a.range_body(0x100), b.range_body(0x100), "prefix 00100 is the same in both");
+    assert_ne!(a.range_body(0x200), b.range_body(0x200), "prefix 00200 differs");
     let before = client.get(&url).send().await.unwrap();
     let (etag_a, modified_a) = (
         before.headers()["etag"].clone(),
         before.headers()["last-modified"].clone(),
     );
-    assert_eq!(before.text().await.unwrap(), a.range_body(0x100));
+    assert_eq!(before.text().await.unwrap(), a.range_body(0x200));
 
     support::write_index(dir.path(), "sha1.idx", &b, b_time);
     let indexes = server.handler.indexes().clone();
@@ -211,7 +217,16 @@ async fn a_renamed_file_is_picked_up_by_the_watcher_and_headers_follow() {
     assert_eq!(after.status(), 200, "the old ETag no longer matches");
     assert_ne!(after.headers()["etag"], etag_a);
     assert_ne!(after.headers()["last-modified"], modified_a);
-    assert_eq!(after.text().await.unwrap(), b.range_body(0x100));
+    assert_eq!(after.text().await.unwrap(), b.range_body(0x200));
+    // A prefix whose data did not change keeps its ETag across the new index: 304.
+    let still_same = client
+        .get(&unchanged_url)
+        .header("If-None-Match", unchanged_etag.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still_same.status(), 304, "unchanged prefix, unchanged ETag");
+    assert_eq!(still_same.headers()["etag"], unchanged_etag);
 
     // A truncated file is refused once and the old index keeps answering.
     let truncated = support::index_bytes(&a, a_time)[..5000].to_vec();
@@ -221,7 +236,7 @@ async fn a_renamed_file_is_picked_up_by_the_watcher_and_headers_follow() {
     })
     .await;
     let still = support::get_text(&client, &url).await;
-    assert_eq!(still, b.range_body(0x100));
+    assert_eq!(still, b.range_body(0x200));
     server.stop().await;
 }
 

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod diff;
 pub mod healthcheck;
 pub mod import;
 pub mod info;
@@ -40,6 +41,7 @@ pub enum Command {
     Check(check::CheckArgs),
     Info(info::InfoArgs),
     Verify(info::VerifyArgs),
+    Diff(diff::DiffArgs),
     Serve(serve::ServeArgs),
     Sync(sync::SyncArgs),
     Audit(audit::AuditArgs),
@@ -54,6 +56,7 @@ impl Command {
             Command::Check(args) => check::run(args),
             Command::Info(args) => info::run(args),
             Command::Verify(args) => info::verify(args),
+            Command::Diff(args) => diff::run(args),
             Command::Serve(args) => serve::run(args),
             Command::Sync(args) => sync::run(args),
             Command::Audit(args) => audit::run(args),
