@@ -153,7 +153,10 @@ impl<W: Write + Seek> IndexWriter<W> {
             for record in records.by_ref().take(n as usize) {
                 let mut count = format::record_inline_count(record);
                 if count == format::COUNT_ESCAPE {
-                    count = overflow.next().expect("escaped record has an overflow entry").1;
+                    count = overflow
+                        .next()
+                        .expect("escaped record has an overflow entry")
+                        .1;
                 }
                 hasher.push_record(prefix, record, count);
             }

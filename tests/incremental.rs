@@ -120,7 +120,10 @@ impl Drop for Serve {
 }
 
 fn run(args: &[&std::ffi::OsStr]) -> Output {
-    let out = Command::new(BIN).args(args).output().expect("run hibp-mirror");
+    let out = Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run hibp-mirror");
     eprintln!("stderr: {}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{args:?} failed: {:?}", out.status);
     out

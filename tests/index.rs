@@ -169,7 +169,9 @@ fn reference_tag(kind_code: u8, records: &[(Vec<u8>, u32)]) -> u64 {
 fn prefix_tags_follow_the_documented_canonical_form_and_only_the_data() {
     let prefix = hibp_mirror::Prefix::new(0x5BAA6).unwrap();
     let hash = |last: u8| {
-        let mut h = vec![0x5B, 0xAA, 0x61, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last];
+        let mut h = vec![
+            0x5B, 0xAA, 0x61, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last,
+        ];
         h[5] = last.wrapping_mul(7);
         h
     };

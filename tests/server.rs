@@ -180,7 +180,11 @@ async fn range_headers_match_upstream() {
         .unwrap();
     assert_eq!(other.headers()["etag"], tag(0xABCDE).as_str());
     assert_ne!(other.headers()["etag"], etag.as_str());
-    assert_ne!(other.text().await.unwrap(), body, "the two prefixes hold different data");
+    assert_ne!(
+        other.text().await.unwrap(),
+        body,
+        "the two prefixes hold different data"
+    );
     server.stop().await;
 }
 

@@ -162,11 +162,15 @@ async fn reload_under_load_never_fails_a_request() {
     for ((i, v), etags) in &tags {
         assert_eq!(etags.len(), 1, "prefix #{i} version {v}: {etags:?}");
         if let Some(other) = tags.get(&(*i, 1 - v)) {
-            assert!(etags.is_disjoint(other), "prefix #{i}: {etags:?} in both versions");
+            assert!(
+                etags.is_disjoint(other),
+                "prefix #{i}: {etags:?} in both versions"
+            );
         }
     }
     assert!(
-        tags.keys().any(|(i, v)| *v == 0 && tags.contains_key(&(*i, 1))),
+        tags.keys()
+            .any(|(i, v)| *v == 0 && tags.contains_key(&(*i, 1))),
         "some prefix was seen in both versions: {tags:?}"
     );
     let total: u64 = seen.values().sum();
@@ -193,8 +197,16 @@ async fn a_renamed_file_is_picked_up_by_the_watcher_and_headers_follow() {
     let unchanged = client.get(&unchanged_url).send().await.unwrap();
     let unchanged_etag = unchanged.headers()["etag"].clone();
     assert_eq!(unchanged.text().await.unwrap(), a.range_body(0x100));
-    assert_eq!(a.range_body(0x100), b.range_body(0x100), "prefix 00100 is the same in both");
-    assert_ne!(a.range_body(0x200), b.range_body(0x200), "prefix 00200 differs");
+    assert_eq!(
+        a.range_body(0x100),
+        b.range_body(0x100),
+        "prefix 00100 is the same in both"
+    );
+    assert_ne!(
+        a.range_body(0x200),
+        b.range_body(0x200),
+        "prefix 00200 differs"
+    );
     let before = client.get(&url).send().await.unwrap();
     let (etag_a, modified_a) = (
         before.headers()["etag"].clone(),

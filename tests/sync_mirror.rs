@@ -293,7 +293,11 @@ fn sync_from_a_mirror_is_exact_then_incremental_then_follows_a_new_index() {
             })
             .count() as u64
     };
-    assert_eq!(changed, prefixes / 64, "exactly the populated prefixes changed");
+    assert_eq!(
+        changed,
+        prefixes / 64,
+        "exactly the populated prefixes changed"
+    );
     replace_file(&source, &std::fs::read(&replacement).unwrap());
     upstream.wait_for_build(HashKind::Sha1, 1_700_086_400);
     let out = sync(&upstream, &mirror_dir, RANGE, &[]);

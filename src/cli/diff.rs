@@ -39,7 +39,13 @@ enum Format {
 pub fn run(args: DiffArgs) -> Result<()> {
     let old = open_index(&args.old)?;
     let new = open_index(&args.new)?;
-    let compared = || format!("comparing {} with {}", args.old.display(), args.new.display());
+    let compared = || {
+        format!(
+            "comparing {} with {}",
+            args.old.display(),
+            args.new.display()
+        )
+    };
     match args.format {
         Format::Summary => {
             let summary = diff::diff(&old, &new).with_context(compared)?;
@@ -52,7 +58,9 @@ pub fn run(args: DiffArgs) -> Result<()> {
         Format::Dump => {
             let mut out = BufWriter::with_capacity(1 << 20, io::stdout().lock());
             let summary = match diff::write_dump(&old, &new, &mut out) {
-                Err(diff::DumpError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+                Err(diff::DumpError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => {
+                    return Ok(())
+                }
                 other => other.with_context(compared)?,
             };
             eprint!("{}", text(new.kind(), &summary));
