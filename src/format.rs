@@ -440,21 +440,24 @@ pub struct TagHasher {
     buf: [u8; TAG_BUF_LEN],
     /// Bytes used in `buf`.
     used: usize,
+    /// The kind code that starts every canonical form.
+    kind_code: u8,
 }
 
 /// Staging buffer of [`TagHasher`]: a whole number of the longest canonical entries (24 bytes).
 const TAG_BUF_LEN: usize = 24 * 256;
 
 impl TagHasher {
-    /// A hasher for one prefix of `kind`.
+    /// A hasher for prefixes of `kind` (about 6 KiB: box it where it is kept in a struct).
     #[inline]
     pub fn new(kind: HashKind) -> TagHasher {
         let mut hasher = TagHasher {
             state: xxhash_rust::xxh3::Xxh3::new(),
             buf: [0u8; TAG_BUF_LEN],
             used: 1,
+            kind_code: kind_code(kind),
         };
-        hasher.buf[0] = kind_code(kind);
+        hasher.buf[0] = hasher.kind_code;
         hasher
     }
 
@@ -477,11 +480,16 @@ impl TagHasher {
         self.used = 0;
     }
 
-    /// The tag.
+    /// The tag of the records pushed since the last `finish` (or `new`); the hasher starts
+    /// over for the next prefix.
     #[inline]
-    pub fn finish(mut self) -> u64 {
+    pub fn finish(&mut self) -> u64 {
         self.flush();
-        self.state.digest()
+        let tag = self.state.digest();
+        self.state.reset();
+        self.buf[0] = self.kind_code;
+        self.used = 1;
+        tag
     }
 }
 

@@ -114,8 +114,10 @@ pub struct IndexWriter<W: Write + Seek> {
     records_crc: crc32fast::Hasher,
     /// Tag of every prefix closed so far (the empty-prefix tag for the others).
     tags: Vec<u64>,
-    /// The prefix whose records are still arriving and its tag so far: a prefix may span blocks.
-    open_tag: Option<(u32, format::TagHasher)>,
+    /// The prefix whose records are still arriving (a prefix may span blocks).
+    open_prefix: Option<u32>,
+    /// Its tag so far (boxed: the hasher holds a 6 KiB staging buffer).
+    tag: Box<format::TagHasher>,
 }
 
 impl<W: Write + Seek> IndexWriter<W> {
@@ -130,7 +132,8 @@ impl<W: Write + Seek> IndexWriter<W> {
             record_count: 0,
             records_crc: crc32fast::Hasher::new(),
             tags: vec![format::empty_prefix_tag(kind); PREFIX_COUNT],
-            open_tag: None,
+            open_prefix: None,
+            tag: Box::new(format::TagHasher::new(kind)),
         })
     }
 
@@ -141,15 +144,11 @@ impl<W: Write + Seek> IndexWriter<W> {
         let mut records = block.records.chunks_exact(record_len);
         let mut overflow = block.overflow.iter();
         for &(prefix, n) in &block.prefix_runs {
-            let hasher = match &mut self.open_tag {
-                Some((open, hasher)) if *open == prefix => hasher,
-                open => {
-                    if let Some((done, hasher)) = open.take() {
-                        self.tags[done as usize] = hasher.finish();
-                    }
-                    &mut open.insert((prefix, format::TagHasher::new(self.kind))).1
+            if self.open_prefix != Some(prefix) {
+                if let Some(done) = self.open_prefix.replace(prefix) {
+                    self.tags[done as usize] = self.tag.finish();
                 }
-            };
+            }
             for record in records.by_ref().take(n as usize) {
                 let mut count = format::record_inline_count(record);
                 if count == format::COUNT_ESCAPE {
@@ -158,7 +157,7 @@ impl<W: Write + Seek> IndexWriter<W> {
                         .expect("escaped record has an overflow entry")
                         .1;
                 }
-                hasher.push_record(prefix, record, count);
+                self.tag.push_record(prefix, record, count);
             }
         }
     }
@@ -201,8 +200,8 @@ impl<W: Write + Seek> IndexWriter<W> {
     /// (flushed, not yet synced) and the header written.
     pub fn finish(mut self, label: &str, build_time: u64) -> io::Result<(W, Header)> {
         self.out.write_all(&self.overflow)?;
-        if let Some((prefix, hasher)) = self.open_tag.take() {
-            self.tags[prefix as usize] = hasher.finish();
+        if let Some(prefix) = self.open_prefix.take() {
+            self.tags[prefix as usize] = self.tag.finish();
         }
         let table = format::encode_table(&self.prefix_counts);
         let tags = format::encode_tags(&self.tags);
