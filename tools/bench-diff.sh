@@ -11,11 +11,11 @@
 #   tools/bench-diff.sh --quick    # 64 prefixes (CI keeps the script working)
 #
 # Data goes to $BENCH_DIR (default: ./bench-data), reused across runs. Timings are the best of
-# $ROUNDS runs (default 3).
+# $ROUNDS runs (default 3); $PREFIXES overrides the populated prefix count of the full run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-prefixes=16384; rounds=${ROUNDS:-3}
+prefixes=${PREFIXES:-16384}; rounds=${ROUNDS:-3}
 case "${1:-}" in
   --quick) prefixes=64; rounds=1 ;;
   "") ;;
@@ -31,7 +31,7 @@ best_of() {
   local best="" t0 t1
   for _ in $(seq "$rounds"); do
     t0=$(date +%s.%N)
-    "$@" >/dev/null
+    "$@" >/dev/null 2>&1
     t1=$(date +%s.%N)
     best=$(python3 -c "import sys; a=sys.argv[1]; t=float(sys.argv[3])-float(sys.argv[2]); print(t if a=='' else min(float(a), t))" "$best" "$t0" "$t1")
   done
@@ -51,12 +51,13 @@ with open(src) as f, open(dst, "w") as g:
     for line in f:
         if (int(line[:5], 16) // step) % 100 == 0:
             h, c = line.rstrip("\n").split(":")
-            line = f"{h}:{int(c) + 1}\n"
+            c = int(c)
+            line = f"{h}:{c + 1 if c < 4294967295 else c - 1}\n"
         g.write(line)
 PY
-  "$bin/hibp-mirror" import --quiet "$dir/diff-a.txt" -o "$old"
-  "$bin/hibp-mirror" import --quiet "$dir/diff-1pct.txt" -o "$one"
-  "$bin/hibp-mirror" import --quiet "$dir/diff-b.txt" -o "$other"
+  "$bin/hibp-mirror" import --quiet "$dir/diff-a.txt" -o "$old" >/dev/null
+  "$bin/hibp-mirror" import --quiet "$dir/diff-1pct.txt" -o "$one" >/dev/null
+  "$bin/hibp-mirror" import --quiet "$dir/diff-b.txt" -o "$other" >/dev/null
   rm -f "$dir/diff-a.txt" "$dir/diff-b.txt" "$dir/diff-1pct.txt"
 fi
 
