@@ -200,9 +200,10 @@ fn diff_prefix<'a, D: AsRef<[u8]> + Sync>(
             (None, None) => break,
             (Some(_), None) => std::cmp::Ordering::Less,
             (None, Some(_)) => std::cmp::Ordering::Greater,
-            (Some(x), Some(y)) => {
-                format::record_key(x.record()).cmp(&format::record_key(y.record()))
-            }
+            // The first 60 bits decide almost every comparison with one integer compare.
+            (Some(x), Some(y)) => format::key_head(x.record())
+                .cmp(&format::key_head(y.record()))
+                .then_with(|| format::record_key(x.record()).cmp(&format::record_key(y.record()))),
         };
         match order {
             std::cmp::Ordering::Less => {
