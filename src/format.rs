@@ -8,6 +8,7 @@
 //! ```text
 //! header   HEADER_LEN bytes        magic, version, kind, sizes, build time, label, CRCs
 //! table    (2^20 + 1) x u64 LE     table[p] = ordinal of prefix p's first record
+//! tags     2^20 x u64 LE           tags[p] = content digest of prefix p (see [`TagHasher`])
 //! records  record_count x RECORD   sorted; each stores the hash after its prefix + a 12-bit count
 //! overflow overflow_count x 12     (ordinal u64 LE, count u32 LE) for counts above INLINE_COUNT_MAX
 //! ```
@@ -25,8 +26,9 @@ use crate::hash::{HashKind, PREFIX_COUNT};
 /// First eight bytes of every index file.
 pub const MAGIC: [u8; 8] = *b"HIBPIDX\0";
 
-/// Format version written by this build; any other version is refused.
-pub const VERSION: u32 = 1;
+/// Format version written by this build; any other version is refused. Version 1 had no
+/// prefix tag table.
+pub const VERSION: u32 = 2;
 
 /// Size of the fixed header in bytes.
 pub const HEADER_LEN: usize = 256;
@@ -40,8 +42,17 @@ pub const TABLE_LEN: usize = TABLE_ENTRIES * 8;
 /// Byte offset of the prefix offset table.
 pub const TABLE_OFFSET: usize = HEADER_LEN;
 
+/// Size of one prefix tag in bytes.
+pub const TAG_LEN: usize = 8;
+
+/// Size of the prefix tag table in bytes: one tag per prefix.
+pub const TAGS_LEN: usize = PREFIX_COUNT * TAG_LEN;
+
+/// Byte offset of the prefix tag table (right after the offset table).
+pub const TAGS_OFFSET: usize = TABLE_OFFSET + TABLE_LEN;
+
 /// Byte offset of the first record.
-pub const RECORDS_OFFSET: usize = TABLE_OFFSET + TABLE_LEN;
+pub const RECORDS_OFFSET: usize = TAGS_OFFSET + TAGS_LEN;
 
 /// Size of one overflow entry: ordinal (u64) then count (u32).
 pub const OVERFLOW_ENTRY_LEN: usize = 12;
@@ -433,6 +444,91 @@ pub fn encode_table(prefix_counts: &[u64]) -> Vec<u8> {
         table.extend_from_slice(&offset.to_le_bytes());
     }
     table
+}
+
+/// Encodes the prefix tag table from one tag per prefix.
+pub fn encode_tags(tags: &[u64]) -> Vec<u8> {
+    debug_assert_eq!(tags.len(), PREFIX_COUNT);
+    let mut out = Vec::with_capacity(TAGS_LEN);
+    for &tag in tags {
+        out.extend_from_slice(&tag.to_le_bytes());
+    }
+    out
+}
+
+/// Reads the tag of prefix `i` from the tag table bytes.
+#[inline]
+pub fn tag_entry(tags: &[u8], i: usize) -> u64 {
+    get_u64(tags, i * TAG_LEN)
+}
+
+/// Computes a prefix tag: XXH3-64 (seed 0) of the canonical form of the prefix's content, the
+/// kind code byte (`1` SHA-1, `2` NTLM) followed, for each record in hash order, by the full
+/// hash bytes (20 or 16) and the exact count as a u32 LE. The form does not depend on the
+/// record layout, so equal data gives equal tags on any machine, build or format version.
+pub struct TagHasher {
+    /// The digest state over everything flushed so far.
+    state: xxhash_rust::xxh3::Xxh3,
+    /// Canonical bytes not yet handed to `state` (one `update` per buffer, not per record).
+    buf: [u8; TAG_BUF_LEN],
+    /// Bytes used in `buf`.
+    used: usize,
+    /// The kind code that starts every canonical form.
+    kind_code: u8,
+}
+
+/// Staging buffer of [`TagHasher`]: a whole number of the longest canonical entries (24 bytes).
+const TAG_BUF_LEN: usize = 24 * 256;
+
+impl TagHasher {
+    /// A hasher for prefixes of `kind` (about 6 KiB: box it where it is kept in a struct).
+    #[inline]
+    pub fn new(kind: HashKind) -> TagHasher {
+        let mut hasher = TagHasher {
+            state: xxhash_rust::xxh3::Xxh3::new(),
+            buf: [0u8; TAG_BUF_LEN],
+            used: 1,
+            kind_code: kind_code(kind),
+        };
+        hasher.buf[0] = hasher.kind_code;
+        hasher
+    }
+
+    /// Adds the record of `prefix` stored as `record` (any layout of this module) with its
+    /// exact `count`.
+    #[inline]
+    pub fn push_record(&mut self, prefix: u32, record: &[u8], count: u32) {
+        let n = record.len() + 1;
+        if self.used + n + 4 > TAG_BUF_LEN {
+            self.flush();
+        }
+        let out = &mut self.buf[self.used..self.used + n + 4];
+        decode_record_hash(prefix, record, &mut out[..n]);
+        out[n..].copy_from_slice(&count.to_le_bytes());
+        self.used += n + 4;
+    }
+
+    fn flush(&mut self) {
+        self.state.update(&self.buf[..self.used]);
+        self.used = 0;
+    }
+
+    /// The tag of the records pushed since the last `finish` (or `new`); the hasher starts
+    /// over for the next prefix.
+    #[inline]
+    pub fn finish(&mut self) -> u64 {
+        self.flush();
+        let tag = self.state.digest();
+        self.state.reset();
+        self.buf[0] = self.kind_code;
+        self.used = 1;
+        tag
+    }
+}
+
+/// The tag of a prefix with no records.
+pub fn empty_prefix_tag(kind: HashKind) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(&[kind_code(kind)])
 }
 
 /// Encodes one overflow table entry.

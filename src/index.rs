@@ -30,7 +30,7 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
     pub fn open(data: D) -> Result<Self, OpenError> {
         let bytes = data.as_ref();
         let header = Header::decode(bytes, bytes.len() as u64)?;
-        let table_bytes = &bytes[format::TABLE_OFFSET..format::RECORDS_OFFSET];
+        let table_bytes = &bytes[format::TABLE_OFFSET..format::TAGS_OFFSET];
         let table: Box<[u64]> = (0..format::TABLE_ENTRIES)
             .map(|p| format::table_entry(table_bytes, p))
             .collect();
@@ -83,6 +83,28 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
 
     fn bytes(&self) -> &[u8] {
         self.data.as_ref()
+    }
+
+    fn tags(&self) -> &[u8] {
+        &self.bytes()[format::TAGS_OFFSET..format::RECORDS_OFFSET]
+    }
+
+    /// The content tag of `prefix`: a digest of its kind, hashes and exact counts (see
+    /// [`format::TagHasher`]), stored at import. Equal data gives equal tags across imports,
+    /// machines and rebuilds; any added, removed or recounted hash changes it.
+    #[inline]
+    pub fn prefix_tag(&self, prefix: Prefix) -> u64 {
+        format::tag_entry(self.tags(), prefix.index())
+    }
+
+    /// Recomputes the tag of `prefix` from its records (what `verify` compares with the stored
+    /// one).
+    pub fn compute_prefix_tag(&self, prefix: Prefix) -> u64 {
+        let mut hasher = format::TagHasher::new(self.header.kind);
+        for entry in self.range(prefix) {
+            hasher.push_record(prefix.value(), entry.record, entry.count);
+        }
+        hasher.finish()
     }
 
     fn records(&self) -> &[u8] {
@@ -258,6 +280,14 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
                     }
                 }
             }
+        }
+        let computed = self.compute_prefix_tag(prefix);
+        if computed != self.prefix_tag(prefix) {
+            return Err(VerifyError::Tag {
+                prefix,
+                stored: self.prefix_tag(prefix),
+                computed,
+            });
         }
         Ok(())
     }
@@ -512,7 +542,12 @@ pub struct Entry<'a> {
     count: u32,
 }
 
-impl Entry<'_> {
+impl<'a> Entry<'a> {
+    /// The stored record, for crate modules that compare records without decoding them.
+    pub(crate) fn record(&self) -> &'a [u8] {
+        self.record
+    }
+
     /// How many times the hash was seen in breaches.
     pub fn count(&self) -> u32 {
         self.count
@@ -607,4 +642,14 @@ pub enum VerifyError {
     /// The overflow table disagrees with the records.
     #[error("overflow table: {0}; re-run `hibp-mirror import`")]
     Overflow(String),
+    /// A stored prefix tag does not match the prefix's records.
+    #[error("prefix {prefix}: stored tag {stored:016x} does not match its records ({computed:016x}); re-run `hibp-mirror import`")]
+    Tag {
+        /// The prefix.
+        prefix: Prefix,
+        /// The tag in the file.
+        stored: u64,
+        /// The tag computed from the records.
+        computed: u64,
+    },
 }

@@ -11,6 +11,8 @@
 //!   page-cache residency check and the read lease on the mapped file; [`IndexBytes`], index bytes
 //!   mapped or owned.
 //! - [`index`]: the read side: open with cheap checks, `range`, `lookup`, full `verify`.
+//! - [`diff`]: what changed between two indexes (figures and the added/changed records), reading
+//!   only the prefixes whose content tags differ.
 //! - [`writer`]: the write side: encoded blocks in, a complete file committed atomically.
 //! - [`import`]: dump files, gzip, stdin and per-prefix directories in; an index out.
 //! - [`sample`]: the bundled sample corpus from `data/`, as in-memory indexes.
@@ -30,6 +32,7 @@
 
 pub mod audit;
 pub mod context;
+pub mod diff;
 pub mod export;
 pub mod format;
 pub mod hash;

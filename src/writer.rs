@@ -26,6 +26,10 @@ pub struct EncodedBlock {
     prefix_runs: Vec<(u32, u32)>,
     /// `(index in this block, count)` for records whose count does not fit inline.
     overflow: Vec<(u32, u32)>,
+    /// Tags of the runs between the first and the last (whole prefixes in a sorted block),
+    /// computed by [`EncodedBlock::compute_interior_tags`] on the producer's thread; empty when
+    /// not computed, and the writer then hashes every record itself.
+    interior_tags: Vec<u64>,
 }
 
 impl EncodedBlock {
@@ -36,6 +40,45 @@ impl EncodedBlock {
             records: Vec::with_capacity(capacity * format::record_len(kind)),
             prefix_runs: Vec::new(),
             overflow: Vec::new(),
+            interior_tags: Vec::new(),
+        }
+    }
+
+    /// Computes the tags of every run but the first and the last, which may continue a prefix
+    /// from the previous or into the next block. Parallel producers call this so the
+    /// sequential writer only hashes those two runs. Does nothing unless the runs' prefixes are
+    /// strictly increasing (an unsorted block goes to the external sort, not the writer).
+    pub fn compute_interior_tags(&mut self) {
+        self.interior_tags.clear();
+        let runs = &self.prefix_runs;
+        if runs.len() < 3 || runs.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return;
+        }
+        let mut hasher = format::TagHasher::new(self.kind);
+        let mut start = runs[0].1 as usize;
+        for &(prefix, n) in &runs[1..runs.len() - 1] {
+            self.hash_records(&mut hasher, prefix, start, start + n as usize);
+            self.interior_tags.push(hasher.finish());
+            start += n as usize;
+        }
+    }
+
+    /// Feeds records `start..end` (all of `prefix`) to `hasher` with their exact counts.
+    fn hash_records(&self, hasher: &mut format::TagHasher, prefix: u32, start: usize, end: usize) {
+        let record_len = format::record_len(self.kind);
+        let first = self
+            .overflow
+            .partition_point(|&(i, _)| (i as usize) < start);
+        let mut overflow = self.overflow[first..].iter();
+        for record in self.records[start * record_len..end * record_len].chunks_exact(record_len) {
+            let mut count = format::record_inline_count(record);
+            if count == format::COUNT_ESCAPE {
+                count = overflow
+                    .next()
+                    .expect("escaped record has an overflow entry")
+                    .1;
+            }
+            hasher.push_record(prefix, record, count);
         }
     }
 
@@ -116,6 +159,12 @@ pub struct IndexWriter<W: Write + Seek> {
     record_count: u64,
     /// CRC-32 of the records written so far.
     records_crc: crc32fast::Hasher,
+    /// Tag of every prefix closed so far (the empty-prefix tag for the others).
+    tags: Vec<u64>,
+    /// The prefix whose records are still arriving (a prefix may span blocks).
+    open_prefix: Option<u32>,
+    /// Its tag so far (boxed: the hasher holds a 6 KiB staging buffer).
+    tag: Box<format::TagHasher>,
 }
 
 impl<W: Write + Seek> IndexWriter<W> {
@@ -129,7 +178,34 @@ impl<W: Write + Seek> IndexWriter<W> {
             overflow: Vec::new(),
             record_count: 0,
             records_crc: crc32fast::Hasher::new(),
+            tags: vec![format::empty_prefix_tag(kind); PREFIX_COUNT],
+            open_prefix: None,
+            tag: Box::new(format::TagHasher::new(kind)),
         })
+    }
+
+    /// Feeds the block's records to the prefix tags, closing each prefix's tag when the next
+    /// prefix starts.
+    fn tag_block(&mut self, block: &EncodedBlock) {
+        let runs = &block.prefix_runs;
+        let interior = !block.interior_tags.is_empty();
+        let mut start = 0usize;
+        for (i, &(prefix, n)) in runs.iter().enumerate() {
+            let end = start + n as usize;
+            if self.open_prefix != Some(prefix) {
+                if let Some(done) = self.open_prefix.replace(prefix) {
+                    self.tags[done as usize] = self.tag.finish();
+                }
+            }
+            if interior && i > 0 && i < runs.len() - 1 {
+                // A whole prefix, already hashed by the producer.
+                self.tags[prefix as usize] = block.interior_tags[i - 1];
+                self.open_prefix = None;
+            } else {
+                block.hash_records(&mut self.tag, prefix, start, end);
+            }
+            start = end;
+        }
     }
 
     /// Appends a block of records that sorts after everything written so far.
@@ -137,6 +213,7 @@ impl<W: Write + Seek> IndexWriter<W> {
         debug_assert_eq!(block.kind, self.kind);
         self.out.write_all(&block.records)?;
         self.records_crc.update(&block.records);
+        self.tag_block(block);
         for &(prefix, n) in &block.prefix_runs {
             self.prefix_counts[prefix as usize] += u64::from(n);
         }
@@ -165,13 +242,18 @@ impl<W: Write + Seek> IndexWriter<W> {
         Ok((out, self.prefix_counts, self.overflow))
     }
 
-    /// Writes the overflow table, the offset table and the header; returns the inner writer
+    /// Writes the overflow table, the offset and tag tables and the header; returns the inner writer
     /// (flushed, not yet synced) and the header written.
     pub fn finish(mut self, label: &str, build_time: u64) -> io::Result<(W, Header)> {
         self.out.write_all(&self.overflow)?;
+        if let Some(prefix) = self.open_prefix.take() {
+            self.tags[prefix as usize] = self.tag.finish();
+        }
         let table = format::encode_table(&self.prefix_counts);
+        let tags = format::encode_tags(&self.tags);
         let mut crc = crc32fast::Hasher::new();
         crc.update(&table);
+        crc.update(&tags);
         crc.combine(&self.records_crc);
         crc.update(&self.overflow);
         let header = Header {
@@ -185,6 +267,7 @@ impl<W: Write + Seek> IndexWriter<W> {
         self.out
             .seek(SeekFrom::Start(format::TABLE_OFFSET as u64))?;
         self.out.write_all(&table)?;
+        self.out.write_all(&tags)?;
         self.out.seek(SeekFrom::Start(0))?;
         self.out.write_all(&header.encode())?;
         let out = self.out.into_inner().map_err(|e| e.into_error())?;

@@ -2,7 +2,7 @@
 
 mod support;
 
-use hibp_mirror::format::{self, HEADER_LEN, RECORDS_OFFSET, TABLE_OFFSET};
+use hibp_mirror::format::{self, HEADER_LEN, RECORDS_OFFSET, TABLE_OFFSET, TAGS_OFFSET};
 use hibp_mirror::writer::build_in_memory;
 use hibp_mirror::{Hash, HashKind, Index, OpenError, VerifyError};
 use support::{assert_matches, kind_of, Synth};
@@ -75,7 +75,7 @@ fn unknown_version_is_refused() {
     assert!(matches!(
         err,
         OpenError::Header(format::HeaderError::Version {
-            expected: 1,
+            expected: format::VERSION,
             got: 99
         })
     ));
@@ -225,4 +225,92 @@ fn info_escapes_control_characters_in_the_label() {
         stdout.contains(r"import of x\u{1b}[2J\u{1b}[31mred\r\nrecords:          0\u{7}"),
         "{stdout}"
     );
+}
+
+#[test]
+fn a_version_1_index_is_refused_with_a_reimport_message() {
+    let (_, mut bytes) = corpus();
+    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let message = open_error(bytes);
+    assert!(
+        message.contains("index format version 1, this build reads version 2")
+            && message.contains("re-run `hibp-mirror import`"),
+        "{message}"
+    );
+}
+
+/// The canonical form of docs/FORMAT.md, computed here independently of `format::TagHasher`.
+fn reference_tag(kind_code: u8, records: &[(Vec<u8>, u32)]) -> u64 {
+    let mut canonical = vec![kind_code];
+    for (hash, count) in records {
+        canonical.extend_from_slice(hash);
+        canonical.extend_from_slice(&count.to_le_bytes());
+    }
+    xxhash_rust::xxh3::xxh3_64(&canonical)
+}
+
+#[test]
+fn prefix_tags_follow_the_documented_canonical_form_and_only_the_data() {
+    let prefix = hibp_mirror::Prefix::new(0x5BAA6).unwrap();
+    let hash = |last: u8| {
+        let mut h = vec![
+            0x5B, 0xAA, 0x61, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last,
+        ];
+        h[5] = last.wrapping_mul(7);
+        h
+    };
+    // One count inline, one in the overflow table: the tag sees exact counts either way.
+    let records = vec![(hash(1), 3u32), (hash(2), 9_545_824), (hash(3), 4094)];
+    let build = |records: &[(Vec<u8>, u32)], label: &str, time: u64| {
+        Index::open(build_in_memory(
+            hibp_mirror::HashKind::Sha1,
+            records.iter().map(|(h, c)| (h.as_slice(), *c)),
+            label,
+            time,
+        ))
+        .unwrap()
+    };
+    let a = build(&records, "a", 1);
+    assert_eq!(a.prefix_tag(prefix), reference_tag(1, &records));
+    assert_eq!(a.verify(), Ok(()));
+    // Another build of the same data (other label and time): same tags everywhere.
+    let again = build(&records, "b", 2);
+    for p in [prefix, hibp_mirror::Prefix::new(0).unwrap()] {
+        assert_eq!(a.prefix_tag(p), again.prefix_tag(p));
+    }
+    assert_eq!(
+        a.prefix_tag(hibp_mirror::Prefix::new(0).unwrap()),
+        reference_tag(1, &[])
+    );
+    // One count raised by one: the tag changes; other prefixes do not.
+    let mut raised = records.clone();
+    raised[1].1 += 1;
+    let b = build(&raised, "a", 1);
+    assert_ne!(a.prefix_tag(prefix), b.prefix_tag(prefix));
+    assert_eq!(b.prefix_tag(prefix), reference_tag(1, &raised));
+    let next = hibp_mirror::Prefix::new(0x5BAA7).unwrap();
+    assert_eq!(a.prefix_tag(next), b.prefix_tag(next));
+    // One record removed: changes too.
+    let removed = build(&records[..2], "a", 1);
+    assert_ne!(a.prefix_tag(prefix), removed.prefix_tag(prefix));
+}
+
+#[test]
+fn a_wrong_prefix_tag_is_caught_by_verify_even_with_a_matching_checksum() {
+    let (_, mut bytes) = corpus();
+    let at = TAGS_OFFSET + 0x12345 * format::TAG_LEN;
+    bytes[at] ^= 0x01;
+    let header = format::Header::decode(&bytes, bytes.len() as u64).unwrap();
+    let fixed = format::Header {
+        body_crc: crc32fast::hash(&bytes[HEADER_LEN..]),
+        ..header
+    };
+    bytes[..HEADER_LEN].copy_from_slice(&fixed.encode());
+    let index = Index::open(bytes).unwrap();
+    let err = index.verify().unwrap_err();
+    assert!(
+        matches!(err, VerifyError::Tag { prefix, .. } if prefix.value() == 0x12345),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("re-run `hibp-mirror import`"));
 }

@@ -154,13 +154,37 @@ async fn range_headers_match_upstream() {
         etag.starts_with('"') && etag.ends_with('"'),
         "strong ETag: {etag}"
     );
-    // The ETag depends on the index, not on the request.
+    // The ETag is the prefix's stored content tag: the same for the same prefix, different for
+    // a prefix with other data.
+    let (_, sha1, _) = fixture_files();
+    let index = support::open_index(sha1);
+    let tag = |p: u32| {
+        format!(
+            "\"sha1-{:016x}\"",
+            index.prefix_tag(hibp_mirror::Prefix::new(p).unwrap())
+        )
+    };
+    assert_eq!(etag, tag(0x01000));
+    let etag = etag.to_owned();
+    let body = response.text().await.unwrap();
+    let again = support::identity_client()
+        .get(server.url("/range/01000"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.headers()["etag"], etag.as_str());
     let other = support::identity_client()
         .get(server.url("/range/ABCDE"))
         .send()
         .await
         .unwrap();
-    assert_eq!(other.headers()["etag"], etag);
+    assert_eq!(other.headers()["etag"], tag(0xABCDE).as_str());
+    assert_ne!(other.headers()["etag"], etag.as_str());
+    assert_ne!(
+        other.text().await.unwrap(),
+        body,
+        "the two prefixes hold different data"
+    );
     server.stop().await;
 }
 

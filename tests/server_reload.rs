@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -76,8 +76,8 @@ async fn reload_under_load_never_fails_a_request() {
         generators.push(tokio::spawn(async move {
             let client = support::identity_client();
             let mut rng = support::SplitMix64::new(worker);
-            // (version, etag) pairs seen, and how often.
-            let mut seen: HashMap<(usize, String), u64> = HashMap::new();
+            // (probe prefix, version, etag) seen, and how often.
+            let mut seen: HashMap<(usize, usize, String), u64> = HashMap::new();
             let mut failures = Vec::new();
             while !stop.load(Ordering::Relaxed) {
                 let i = rng.below(prefixes.len() as u64) as usize;
@@ -90,7 +90,7 @@ async fn reload_under_load_never_fails_a_request() {
                             // Some prefixes (empty, or only an edge hash) are equal in both
                             // versions; they say nothing about which version answered.
                             Some(v) if truth[i][0] != truth[i][1] => {
-                                *seen.entry((v, etag)).or_default() += 1
+                                *seen.entry((i, v, etag)).or_default() += 1
                             }
                             Some(_) => {}
                             None => failures.push(format!("{url}: body matches neither version")),
@@ -135,7 +135,7 @@ async fn reload_under_load_never_fails_a_request() {
     tokio::time::sleep(Duration::from_millis(50)).await;
     stop.store(true, Ordering::Relaxed);
 
-    let mut seen: BTreeMap<(usize, String), u64> = BTreeMap::new();
+    let mut seen: BTreeMap<(usize, usize, String), u64> = BTreeMap::new();
     let mut failures = Vec::new();
     for generator in generators {
         let (s, f) = generator.await.unwrap();
@@ -150,9 +150,29 @@ async fn reload_under_load_never_fails_a_request() {
         failures.len(),
         &failures[..failures.len().min(5)]
     );
-    // Both versions were served, each under exactly one ETag of its own.
-    let versions_seen: Vec<usize> = seen.keys().map(|(v, _)| *v).collect();
-    assert_eq!(versions_seen, vec![0, 1], "{seen:?}");
+    // Both versions were served; every prefix's answer of one version under exactly one ETag
+    // (its content tag), which differs from the other version's ETag for that prefix (the data
+    // differs: only prefixes whose bodies differ are counted).
+    let versions_seen: BTreeSet<usize> = seen.keys().map(|(_, v, _)| *v).collect();
+    assert_eq!(versions_seen, BTreeSet::from([0, 1]), "{seen:?}");
+    let mut tags: BTreeMap<(usize, usize), BTreeSet<&str>> = BTreeMap::new();
+    for (i, v, etag) in seen.keys() {
+        tags.entry((*i, *v)).or_default().insert(etag);
+    }
+    for ((i, v), etags) in &tags {
+        assert_eq!(etags.len(), 1, "prefix #{i} version {v}: {etags:?}");
+        if let Some(other) = tags.get(&(*i, 1 - v)) {
+            assert!(
+                etags.is_disjoint(other),
+                "prefix #{i}: {etags:?} in both versions"
+            );
+        }
+    }
+    assert!(
+        tags.keys()
+            .any(|(i, v)| *v == 0 && tags.contains_key(&(*i, 1))),
+        "some prefix was seen in both versions: {tags:?}"
+    );
     let total: u64 = seen.values().sum();
     assert!(total > 100, "the load generator ran: {total} responses");
     assert_eq!(indexes.reload_counts(HashKind::Sha1), (6, 1));
@@ -172,13 +192,27 @@ async fn a_renamed_file_is_picked_up_by_the_watcher_and_headers_follow() {
     };
     let server = TestServer::start_files(Some(&path), None, config).await;
     let client = support::identity_client();
-    let url = server.url("/range/00100");
+    let url = server.url("/range/00200");
+    let unchanged_url = server.url("/range/00100");
+    let unchanged = client.get(&unchanged_url).send().await.unwrap();
+    let unchanged_etag = unchanged.headers()["etag"].clone();
+    assert_eq!(unchanged.text().await.unwrap(), a.range_body(0x100));
+    assert_eq!(
+        a.range_body(0x100),
+        b.range_body(0x100),
+        "prefix 00100 is the same in both"
+    );
+    assert_ne!(
+        a.range_body(0x200),
+        b.range_body(0x200),
+        "prefix 00200 differs"
+    );
     let before = client.get(&url).send().await.unwrap();
     let (etag_a, modified_a) = (
         before.headers()["etag"].clone(),
         before.headers()["last-modified"].clone(),
     );
-    assert_eq!(before.text().await.unwrap(), a.range_body(0x100));
+    assert_eq!(before.text().await.unwrap(), a.range_body(0x200));
 
     support::write_index(dir.path(), "sha1.idx", &b, b_time);
     let indexes = server.handler.indexes().clone();
@@ -195,7 +229,16 @@ async fn a_renamed_file_is_picked_up_by_the_watcher_and_headers_follow() {
     assert_eq!(after.status(), 200, "the old ETag no longer matches");
     assert_ne!(after.headers()["etag"], etag_a);
     assert_ne!(after.headers()["last-modified"], modified_a);
-    assert_eq!(after.text().await.unwrap(), b.range_body(0x100));
+    assert_eq!(after.text().await.unwrap(), b.range_body(0x200));
+    // A prefix whose data did not change keeps its ETag across the new index: 304.
+    let still_same = client
+        .get(&unchanged_url)
+        .header("If-None-Match", unchanged_etag.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(still_same.status(), 304, "unchanged prefix, unchanged ETag");
+    assert_eq!(still_same.headers()["etag"], unchanged_etag);
 
     // A truncated file is refused once and the old index keeps answering.
     let truncated = support::index_bytes(&a, a_time)[..5000].to_vec();
@@ -205,7 +248,7 @@ async fn a_renamed_file_is_picked_up_by_the_watcher_and_headers_follow() {
     })
     .await;
     let still = support::get_text(&client, &url).await;
-    assert_eq!(still, b.range_body(0x100));
+    assert_eq!(still, b.range_body(0x200));
     server.stop().await;
 }
 

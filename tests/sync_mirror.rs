@@ -275,17 +275,39 @@ fn sync_from_a_mirror_is_exact_then_incremental_then_follows_a_new_index() {
     assert_synced(&synced, &source, &range, RANGE);
     assert_eq!(support::open_index(&synced).header().body_crc, crc);
 
-    // 3. The upstream's index is replaced by rename. Its ETags are per index, so every prefix is
-    //    downloaded again, and the mirror follows the new corpus.
+    // 3. The upstream's index is replaced by rename. Its ETags are per prefix content, so every
+    //    populated prefix (all different under the new seed) is downloaded again, each empty one
+    //    is a 304, and the mirror follows the new corpus.
     let second = Synth::new(20, 0xF00D, 64, 60);
     let replacement = corpus(&upstream_dir, "next.idx", &second, 1_700_086_400);
+    let changed = {
+        let (old, new) = (
+            support::open_index(&source),
+            support::open_index(&replacement),
+        );
+        range
+            .clone()
+            .filter(|&p| {
+                let p = Prefix::new(p).unwrap();
+                old.prefix_tag(p) != new.prefix_tag(p)
+            })
+            .count() as u64
+    };
+    assert_eq!(
+        changed,
+        prefixes / 64,
+        "exactly the populated prefixes changed"
+    );
     replace_file(&source, &std::fs::read(&replacement).unwrap());
     upstream.wait_for_build(HashKind::Sha1, 1_700_086_400);
     let out = sync(&upstream, &mirror_dir, RANGE, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains(&summary(prefixes, 0)), "{stdout}");
-    assert_eq!(upstream.range_answers(200), 2 * prefixes);
-    assert_eq!(upstream.range_answers(304), prefixes);
+    assert!(
+        stdout.contains(&summary(changed, prefixes - changed)),
+        "{stdout}"
+    );
+    assert_eq!(upstream.range_answers(200), prefixes + changed);
+    assert_eq!(upstream.range_answers(304), 2 * prefixes - changed);
     assert_synced(&synced, &source, &range, RANGE);
     assert_ne!(
         support::open_index(&synced).header().body_crc,

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod check;
+pub mod diff;
 pub mod export;
 pub mod generate;
 pub mod healthcheck;
@@ -42,6 +43,7 @@ pub enum Command {
     Check(check::CheckArgs),
     Info(info::InfoArgs),
     Verify(info::VerifyArgs),
+    Diff(diff::DiffArgs),
     Serve(Box<serve::ServeArgs>),
     Sync(sync::SyncArgs),
     Audit(audit::AuditArgs),
@@ -59,6 +61,7 @@ impl Command {
             Command::Check(args) => check::run(args),
             Command::Info(args) => info::run(args),
             Command::Verify(args) => info::verify(args),
+            Command::Diff(args) => diff::run(args),
             Command::Serve(args) => serve::run(*args),
             Command::Sync(args) => sync::run(args),
             Command::Audit(args) => audit::run(args),

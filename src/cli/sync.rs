@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use hibp_mirror::sync::{self, state::StateDir, SyncOptions};
 use hibp_mirror::HashKind;
 
-use super::{at_least_one, progress_bar, Seconds, Unit};
+use super::{at_least_one, open_index, progress_bar, Seconds, Unit};
 
 /// Mirror every range from an upstream range API (the public one or another hibp-mirror)
 /// and build an index from it.
@@ -58,6 +58,9 @@ pub struct SyncArgs {
     /// No progress bar.
     #[arg(long)]
     quiet: bool,
+    /// Print the summary as one JSON object on stdout (for schedulers) instead of text lines.
+    #[arg(long)]
+    json: bool,
     /// Testing and partial mirrors: fetch only prefixes AAAAA-BBBBB; the index has no entries
     /// outside the range and its label says "partial".
     #[arg(long, hide = true, value_parser = sync::parse_prefix_range)]
@@ -119,7 +122,9 @@ pub fn run(args: SyncArgs) -> Result<()> {
     };
     let report = runtime.block_on(sync::fetch(opts, state.clone(), bar, shutdown))?;
     drop(runtime);
-    println!("sync: {report}");
+    if !args.json {
+        println!("sync: {report}");
+    }
     for (prefix, reason) in &report.failed {
         eprintln!("hibp-mirror: prefix {prefix} failed: {reason}");
     }
@@ -133,6 +138,19 @@ pub fn run(args: SyncArgs) -> Result<()> {
         );
     }
 
+    // The index about to be replaced, for the change summary. Mapped before the new file is
+    // renamed over it, so the mapping keeps the old inode's data.
+    let previous = if args.output.exists() {
+        match open_index(&args.output) {
+            Ok(index) => Some(index),
+            Err(e) => {
+                eprintln!("hibp-mirror: note: no change summary, the previous index cannot be read: {e:#}");
+                None
+            }
+        }
+    } else {
+        None
+    };
     let bar = progress_bar(total, Unit::Items("prefixes indexed"), args.quiet);
     let built = sync::build::build_index(
         &state,
@@ -152,11 +170,55 @@ pub fn run(args: SyncArgs) -> Result<()> {
             list.join(",")
         );
     }
+    let changes = match previous {
+        Some(old) => {
+            let new = open_index(&args.output)?;
+            match hibp_mirror::diff::diff(&old, &new) {
+                Ok(changes) => Some(changes),
+                Err(e) => {
+                    eprintln!("hibp-mirror: note: no change summary: {e}");
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    if args.json {
+        let failed: Vec<String> = report.failed.iter().map(|(p, _)| p.to_string()).collect();
+        let summary = serde_json::json!({
+            "output": args.output.display().to_string(),
+            "kind": kind.to_string(),
+            "records": built.header.record_count,
+            "fetched": report.fetched,
+            "not_modified": report.not_modified,
+            "resumed": report.resumed,
+            "failed": failed,
+            "retries": report.retries,
+            "bytes_received": report.bytes,
+            "fetch_seconds": report.elapsed.as_secs_f64(),
+            "gaps": built.gaps.len(),
+            "changes": changes.map(|c| super::diff::json(kind, &c)),
+        });
+        println!("{summary}");
+        return Ok(());
+    }
     println!(
         "sync: wrote {} ({} records, {kind}, label {:?})",
         args.output.display(),
         built.header.record_count,
         built.header.label
     );
+    match changes {
+        Some(c) => println!(
+            "sync: changes since the previous index: {} prefixes changed, {} hashes added, {} removed, {} counts changed ({} up, {} down)",
+            c.prefixes_changed,
+            c.hashes_added,
+            c.hashes_removed,
+            c.counts_changed(),
+            c.counts_up,
+            c.counts_down
+        ),
+        None => println!("sync: no previous index to compare with"),
+    }
     Ok(())
 }

@@ -160,6 +160,8 @@ pub(crate) fn parse_chunk(
         previous = hash;
         block.push(&hash[..n], count as u32);
     }
+    // Prefix tags of the whole prefixes in the chunk, here on the parallel parser threads.
+    block.compute_interior_tags();
     Ok(ParsedChunk {
         block,
         lines: line,

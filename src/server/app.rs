@@ -236,7 +236,7 @@ impl App {
         let headers = req.headers();
         let padded = headers.get(ADD_PADDING).is_some_and(is_true);
         let gzip = accepts_gzip(headers);
-        let etag = self.range_etag(served, padded, gzip);
+        let etag = self.range_etag(served, prefix, padded, gzip);
         if !padded && etag_matches(headers.get_all(IF_NONE_MATCH), &etag) {
             let mut response = Response::new(ResponseBody::empty());
             *response.status_mut() = StatusCode::NOT_MODIFIED;
@@ -272,19 +272,9 @@ impl App {
     /// The ETag of the representation selected: weak for padded bodies (same data, random
     /// padding), strong otherwise, with the gzip level in it for gzip bodies (strong tags must
     /// differ between encodings).
-    fn range_etag(&self, served: &Served, padded: bool, gzip: bool) -> HeaderValue {
-        match (padded, gzip) {
-            (true, false) => served.etag_weak().clone(),
-            (false, false) => served.etag().clone(),
-            (true, true) => header_value(format!(
-                "W/\"{}-gz{}\"",
-                served.tag(),
-                self.config.gzip_level
-            )),
-            (false, true) => {
-                header_value(format!("\"{}-gz{}\"", served.tag(), self.config.gzip_level))
-            }
-        }
+    /// The tag itself is the prefix's content tag (see [`Served::range_etag`]).
+    fn range_etag(&self, served: &Served, prefix: Prefix, padded: bool, gzip: bool) -> HeaderValue {
+        served.range_etag(prefix, padded, gzip.then_some(self.config.gzip_level))
     }
 
     /// Whether the request carries an accepted bearer token (true when no token file is set).
@@ -532,10 +522,6 @@ fn json_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Respons
     headers.insert(CONTENT_TYPE, APPLICATION_JSON);
     headers.insert(CACHE_CONTROL, NO_STORE);
     response
-}
-
-fn header_value(text: String) -> HeaderValue {
-    HeaderValue::from_str(&text).expect("generated header values are ASCII")
 }
 
 /// Escapes `s` for use inside a JSON string.

@@ -27,7 +27,7 @@ use arc_swap::{ArcSwapOption, Guard};
 use hyper::header::HeaderValue;
 
 use crate::format::Header;
-use crate::hash::HashKind;
+use crate::hash::{HashKind, Prefix};
 use crate::index::{Index, OpenError, OpenPathError};
 use crate::mmap::{lease, IndexBytes};
 use crate::sample;
@@ -99,13 +99,6 @@ pub struct Served {
     file: Option<File>,
     /// Whether a read lease is held on `file`.
     leased: AtomicBool,
-    /// The entity tag's opaque part (no quotes): kind, body CRC, build time and record count, so
-    /// it changes whenever the index does and never depends on request data.
-    tag: Box<str>,
-    /// `"tag"`: the strong ETag of identity `/range` bodies.
-    etag: HeaderValue,
-    /// `W/"tag"`: the weak ETag of padded bodies (same data, different random padding).
-    etag_weak: HeaderValue,
     /// `Last-Modified`: the index build time as an HTTP date.
     last_modified: HeaderValue,
 }
@@ -118,10 +111,6 @@ impl Served {
         file: Option<File>,
     ) -> Served {
         let header = index.header();
-        let tag = format!(
-            "{}-{:08x}-{:x}-{:x}",
-            header.kind, header.body_crc, header.build_time, header.record_count
-        );
         // `Header::decode` refuses build times past 9999-12-31, which HTTP dates cannot show;
         // checked anyway, so no header can make this panic.
         let built = UNIX_EPOCH
@@ -130,11 +119,8 @@ impl Served {
             ))
             .unwrap_or(UNIX_EPOCH);
         Served {
-            etag: HeaderValue::from_str(&format!("\"{tag}\"")).expect("tag is ASCII"),
-            etag_weak: HeaderValue::from_str(&format!("W/\"{tag}\"")).expect("tag is ASCII"),
             last_modified: HeaderValue::from_str(&httpdate::fmt_http_date(built))
                 .expect("HTTP dates are ASCII"),
-            tag: tag.into(),
             index,
             source,
             file_id,
@@ -190,19 +176,35 @@ impl Served {
         &self.source
     }
 
-    /// The opaque part of the entity tag (without quotes).
-    pub fn tag(&self) -> &str {
-        &self.tag
-    }
-
-    /// The strong ETag of identity bodies.
-    pub fn etag(&self) -> &HeaderValue {
-        &self.etag
-    }
-
-    /// The weak ETag of padded bodies.
-    pub fn etag_weak(&self) -> &HeaderValue {
-        &self.etag_weak
+    /// The ETag of `prefix`'s `/range` answer: the kind and the prefix's stored content tag
+    /// (`"sha1-<16 hex>"`), so it changes exactly when the prefix's data does, whatever else
+    /// changed in the index. `gzip_level` (for gzip bodies) is appended as `-gzN`, since strong
+    /// tags must differ between encodings; `weak` (padded bodies: same data, random padding)
+    /// gives `W/"..."`. A table lookup and a few bytes of formatting, no allocation but the
+    /// header value's own.
+    pub fn range_etag(&self, prefix: Prefix, weak: bool, gzip_level: Option<u32>) -> HeaderValue {
+        let mut buf = [0u8; 48];
+        let mut len = 0;
+        let mut put = |bytes: &[u8]| {
+            buf[len..len + bytes.len()].copy_from_slice(bytes);
+            len += bytes.len();
+        };
+        if weak {
+            put(b"W/");
+        }
+        put(b"\"");
+        put(self.index.kind().name().as_bytes());
+        put(b"-");
+        let mut hex = [0u8; 16];
+        const_hex::encode_to_slice(self.index.prefix_tag(prefix).to_be_bytes(), &mut hex)
+            .expect("16 hex digits");
+        put(&hex);
+        if let Some(level) = gzip_level {
+            put(b"-gz");
+            put(itoa::Buffer::new().format(level).as_bytes());
+        }
+        put(b"\"");
+        HeaderValue::from_bytes(&buf[..len]).expect("tag is visible ASCII")
     }
 
     /// `Last-Modified`: the build time.

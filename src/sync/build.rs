@@ -160,5 +160,6 @@ fn encode_prefixes(
         parse_body(kind, prefix, &body, |hash, count| block.push(hash, count))
             .map_err(|e: BodyError| damaged(e.to_string()))?;
     }
+    block.compute_interior_tags();
     Ok(block)
 }
