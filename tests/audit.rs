@@ -499,3 +499,73 @@ fn by_default_reports_show_the_tier_and_never_an_exact_count() {
         assert!(with_counts.contains("9545824"), "{format}: {with_counts}");
     }
 }
+
+/// Input is streamed: 160 MiB of comment and blank lines around two accounts and one bad line are
+/// audited under a 64 MiB data limit (`prlimit --data`), which reading the whole input into
+/// memory exceeds; the report still names every line by its true number.
+#[test]
+fn large_input_is_streamed_in_bounded_memory() {
+    const INPUT_MIB: usize = 160;
+    const LIMIT_MIB: usize = 64;
+    let f = Fixture::new();
+    let path = f.dir.path().join("large.txt");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    writeln!(out, "alice:{}", sha1("high")).unwrap();
+    // 1 MiB of 1,024-byte lines: comments, and blank lines of spaces.
+    let mut block = Vec::with_capacity(1 << 20);
+    for i in 0..1024 {
+        let fill = if i % 2 == 0 { b'#' } else { b' ' };
+        block.extend(std::iter::repeat_n(fill, 1023));
+        block.push(b'\n');
+    }
+    for i in 0..INPUT_MIB {
+        out.write_all(&block).unwrap();
+        if i == INPUT_MIB / 2 {
+            writeln!(out, "carol:not-a-hash").unwrap();
+        }
+    }
+    writeln!(out, "bob:{}", nt("critical")).unwrap();
+    out.flush().unwrap();
+    drop(out);
+    let bad_line = 2 + 1024 * (INPUT_MIB / 2 + 1);
+    let last_line = 3 + 1024 * INPUT_MIB;
+
+    let out = Command::new("prlimit")
+        .arg(format!("--data={}", LIMIT_MIB << 20))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_hibp-mirror"))
+        .args(["audit", "--format", "json", "--index"])
+        .arg(&f.sha1_index)
+        .arg("--ntlm-index")
+        .arg(&f.ntlm_index)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "audit of {INPUT_MIB} MiB under a {LIMIT_MIB} MiB data limit failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let accounts: Vec<(&str, u64, &str)> = report["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["user"].as_str().unwrap(),
+                a["line"].as_u64().unwrap(),
+                a["severity"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        accounts,
+        [("alice", 1, "high"), ("bob", last_line as u64, "critical")]
+    );
+    let bad = &report["unparseable"].as_array().unwrap();
+    assert_eq!(bad.len(), 1);
+    assert_eq!(bad[0]["line"], bad_line);
+    assert_eq!(report["summary"]["unparseable_lines"], 1);
+}

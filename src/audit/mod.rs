@@ -10,11 +10,20 @@
 //!
 //! # Layout
 //! - [`parse`]: one input line to a [`Credential`] (or a [`LineError`]).
-//! - [`check`]: [`audit`]: parallel parsing and lookup in chunks, then reuse grouping.
+//! - [`check`]: [`audit_streams`] (and [`audit`] for inputs already in memory): input read in
+//!   batches, parsed and looked up in parallel chunks, then reuse grouping.
 //! - [`report`]: the three renderers (text, JSON, CSV) behind [`Render`].
 //!
 //! This module holds the result types ([`Report`], [`Account`], [`Summary`], ...) and the
 //! [`Indexes`] an audit checks against.
+//!
+//! # Memory
+//! Input is streamed: each input is read once in batches of whole lines (8 MiB), and a line longer
+//! than [`MAX_LINE_BYTES`] is skipped as it streams by (reported as unparseable unless it is blank
+//! or a comment). Each account keeps only what the report needs (its own copy of the user name,
+//! bounded by the line cap, the hash, count, severity, file and line), and each unparseable line
+//! its file, line and error. Memory is therefore O(accounts + unparseable lines) plus one batch,
+//! whatever the size of the input: blank and comment lines cost nothing.
 
 pub mod check;
 pub mod parse;
@@ -28,7 +37,7 @@ use crate::index::Index;
 use crate::mmap::IndexBytes;
 use crate::severity::{Severity, Thresholds};
 
-pub use check::{audit, audit_filters};
+pub use check::{audit, audit_filter_streams, audit_filters, audit_streams, Input};
 pub use parse::{parse_line, Credential, LineError};
 pub use report::{Render, ReportFormat};
 
@@ -108,15 +117,33 @@ impl Corpus<'_> {
     }
 }
 
-/// The result for one account (one parsed line), borrowing its name from the input.
+/// Longest input line read, in bytes (without its line ending); a longer line is skipped as it
+/// streams by and reported as [`LineError::TooLong`] (unless blank or a comment).
+pub const MAX_LINE_BYTES: usize = 4096;
+
+/// Why an audit stopped: an input could not be read (what was read is dropped; no report).
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// Reading input number `file` failed.
+    #[error("reading input {file}")]
+    Read {
+        /// Index of the input in the list given to [`audit_streams`].
+        file: usize,
+        /// The read error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The result for one account (one parsed line).
 #[derive(Debug, Clone)]
-pub struct Account<'a> {
+pub struct Account {
     /// Index of the input file in the list given to [`audit`].
     pub file: usize,
     /// Line number in that file, from 1.
     pub line: usize,
-    /// The account name, if the line named one (borrowed: no allocation per account).
-    pub user: Option<&'a str>,
+    /// The account name, if the line named one (at most [`MAX_LINE_BYTES`]).
+    pub user: Option<Box<str>>,
     /// The hash (printed only with `show_hashes`; needed for reuse groups).
     pub hash: Hash,
     /// Breach count (in filter mode 1 = probably breached, 0 = not); `None` when no corpus of
@@ -144,13 +171,13 @@ pub struct ReuseGroup {
     pub members: Vec<usize>,
 }
 
-/// Everything an audit found, borrowing account names from the inputs.
+/// Everything an audit found.
 #[derive(Debug, Clone)]
-pub struct Report<'a> {
+pub struct Report {
     /// Names of the input files, as given.
     pub files: Vec<String>,
     /// One entry per parsed line, in input order.
-    pub accounts: Vec<Account<'a>>,
+    pub accounts: Vec<Account>,
     /// Lines that did not parse, in input order.
     pub bad_lines: Vec<BadLine>,
     /// Groups of two or more accounts with the same hash, largest first.
@@ -189,7 +216,7 @@ impl Summary {
     }
 }
 
-impl Report<'_> {
+impl Report {
     /// Totals for the summary.
     pub fn summary(&self) -> Summary {
         let mut s = Summary {
@@ -219,9 +246,9 @@ impl Report<'_> {
     }
 
     /// How an account is named in output: its user name, or `FILE:LINE` for a bare hash.
-    pub fn account_name(&self, account: &Account<'_>) -> String {
+    pub fn account_name(&self, account: &Account) -> String {
         match &account.user {
-            Some(user) => (*user).to_owned(),
+            Some(user) => user.to_string(),
             None => self.source(account.file, account.line),
         }
     }

@@ -17,6 +17,9 @@ pub enum LineError {
     /// Not UTF-8 (user names must be text).
     #[error("not valid UTF-8")]
     NotUtf8,
+    /// Longer than [`super::MAX_LINE_BYTES`] (skipped unread).
+    #[error("line longer than {} bytes", super::MAX_LINE_BYTES)]
+    TooLong,
 }
 
 impl From<HashError> for LineError {

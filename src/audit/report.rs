@@ -9,7 +9,7 @@ use super::{Account, Mode, Report};
 use crate::severity::Severity;
 
 /// The filter-mode answer for an account: `probably-breached`, `not-breached` or `unchecked`.
-fn answer(a: &Account<'_>) -> &'static str {
+fn answer(a: &Account) -> &'static str {
     match a.count {
         Some(0) => "not-breached",
         Some(_) => "probably-breached",
@@ -182,7 +182,7 @@ impl Render {
         }
         writeln!(out)?;
         for a in &report.accounts {
-            let user = a.user.unwrap_or("");
+            let user = a.user.as_deref().unwrap_or("");
             if filter {
                 write!(
                     out,

@@ -1,10 +1,11 @@
 //! `hibp-mirror audit`: an organisation's credential hashes checked in bulk, with a report.
 
+use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use hibp_mirror::audit::{self, Filters, Indexes, Render, ReportFormat};
+use hibp_mirror::audit::{self, AuditError, Filters, Indexes, Input, Render, Report, ReportFormat};
 use hibp_mirror::severity::Thresholds;
 use hibp_mirror::{sample, HashKind, Index, IndexBytes};
 
@@ -92,11 +93,12 @@ impl AuditArgs {
     }
 }
 
-/// Reads every file, audits them against the indexes (or the samples) and writes the report.
+/// Opens every file, streams them through the audit against the indexes (or the samples) and
+/// writes the report.
 pub fn run(args: AuditArgs) -> Result<()> {
-    let inputs = read_inputs(&args.files)?;
+    let inputs = open_inputs(&args.files)?;
     if !args.filter.is_empty() {
-        return run_filters(&args, &inputs);
+        return run_filters(&args, inputs);
     }
     let mut opened = args.open_indexes()?;
     if opened.is_empty() {
@@ -111,19 +113,13 @@ pub fn run(args: AuditArgs) -> Result<()> {
         sha1: of(HashKind::Sha1),
         ntlm: of(HashKind::Ntlm),
     };
-    let total: u64 = inputs.iter().map(|(_, d)| d.len() as u64).sum();
-    let bar = progress_bar(total, Unit::Bytes, args.quiet);
-    let report = audit::audit(&inputs, indexes, args.severity_thresholds, &bar);
-    bar.finish_and_clear();
-    let mut out = BufWriter::new(io::stdout().lock());
-    args.render()
-        .write(&report, &mut out, &mut io::stderr().lock())?;
-    out.flush()?;
-    Ok(())
+    let (inputs, what, bar) = streams(&args, inputs);
+    let report = audit::audit_streams(inputs, indexes, args.severity_thresholds, &bar);
+    write_report(&args, &what, &bar, report)
 }
 
 /// The audit in filter mode: one filter per hash kind, answers without counts.
-fn run_filters(args: &AuditArgs, inputs: &[(String, Vec<u8>)]) -> Result<()> {
+fn run_filters(args: &AuditArgs, inputs: Vec<Opened>) -> Result<()> {
     let mut opened = Vec::new();
     for path in &args.filter {
         let filter = open_filter(path, "auditing against")?;
@@ -138,10 +134,73 @@ fn run_filters(args: &AuditArgs, inputs: &[(String, Vec<u8>)]) -> Result<()> {
         sha1: of(HashKind::Sha1),
         ntlm: of(HashKind::Ntlm),
     };
-    let total: u64 = inputs.iter().map(|(_, d)| d.len() as u64).sum();
+    let (inputs, what, bar) = streams(args, inputs);
+    let report = audit::audit_filter_streams(inputs, filters, args.severity_thresholds, &bar);
+    write_report(args, &what, &bar, report)
+}
+
+/// An input as the audit streams it.
+type Stream = Input<Box<dyn Read + Send>>;
+
+/// One input opened: what it is called in errors (`reading ...`), its size if known, its reader.
+struct Opened {
+    input: Stream,
+    what: String,
+    len: Option<u64>,
+}
+
+/// The readers to stream, what each is called in a read error, and a progress bar over their
+/// bytes (stdin from a pipe counts as nothing: the bar then grows as it is read).
+fn streams(
+    args: &AuditArgs,
+    inputs: Vec<Opened>,
+) -> (Vec<Stream>, Vec<String>, indicatif::ProgressBar) {
+    let total: u64 = inputs.iter().filter_map(|o| o.len).sum();
     let bar = progress_bar(total, Unit::Bytes, args.quiet);
-    let report = audit::audit_filters(inputs, filters, args.severity_thresholds, &bar);
+    let what: Vec<String> = inputs.iter().map(|o| o.what.clone()).collect();
+    let inputs = inputs
+        .into_iter()
+        .map(|o| Input {
+            name: o.input.name,
+            reader: Box::new(Counting {
+                inner: o.input.reader,
+                bar: bar.clone(),
+                unknown: o.len.is_none(),
+            }) as Box<dyn Read + Send>,
+        })
+        .collect();
+    (inputs, what, bar)
+}
+
+/// A reader of unknown size that lengthens the progress bar by what it reads.
+struct Counting {
+    inner: Box<dyn Read + Send>,
+    bar: indicatif::ProgressBar,
+    unknown: bool,
+}
+
+impl Read for Counting {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if self.unknown {
+            self.bar.inc_length(n as u64);
+        }
+        Ok(n)
+    }
+}
+
+/// Writes the report, or names the input that could not be read (no report is written then).
+fn write_report(
+    args: &AuditArgs,
+    what: &[String],
+    bar: &indicatif::ProgressBar,
+    report: Result<Report, AuditError>,
+) -> Result<()> {
     bar.finish_and_clear();
+    let report = report.map_err(|e| {
+        let AuditError::Read { file, source } = e;
+        anyhow::Error::new(source).context(what[file].clone())
+    })?;
     let mut out = BufWriter::new(io::stdout().lock());
     args.render()
         .write(&report, &mut out, &mut io::stderr().lock())?;
@@ -149,21 +208,40 @@ fn run_filters(args: &AuditArgs, inputs: &[(String, Vec<u8>)]) -> Result<()> {
     Ok(())
 }
 
-/// Each file's name (as given) and contents; `-` is standard input.
-fn read_inputs(files: &[PathBuf]) -> Result<Vec<(String, Vec<u8>)>> {
+/// Each file opened, named as given; `-` is standard input. Opening them all before reading
+/// any makes a missing file fail at once.
+fn open_inputs(files: &[PathBuf]) -> Result<Vec<Opened>> {
     let mut inputs = Vec::with_capacity(files.len());
     for path in files {
-        let data = if path.as_os_str() == "-" {
-            let mut data = Vec::new();
-            io::stdin()
-                .lock()
-                .read_to_end(&mut data)
-                .context("reading standard input")?;
-            data
+        let name = path.display().to_string();
+        let opened = if path.as_os_str() == "-" {
+            // A regular file redirected to stdin has a size; a pipe has none.
+            let len = std::fs::metadata("/dev/stdin")
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len());
+            Opened {
+                input: Input {
+                    name,
+                    reader: Box::new(io::stdin()),
+                },
+                what: "reading standard input".into(),
+                len,
+            }
         } else {
-            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+            let what = format!("reading {}", path.display());
+            let file = File::open(path).with_context(|| what.clone())?;
+            let len = file.metadata().ok().map(|m| m.len());
+            Opened {
+                input: Input {
+                    name,
+                    reader: Box::new(file),
+                },
+                what,
+                len,
+            }
         };
-        inputs.push((path.display().to_string(), data));
+        inputs.push(opened);
     }
     Ok(inputs)
 }
