@@ -194,10 +194,7 @@ impl Header {
                 got: version,
             });
         }
-        let mut zeroed = [0u8; HEADER_LEN];
-        zeroed.copy_from_slice(bytes);
-        put_u32(&mut zeroed, HEADER_CRC_AT, 0);
-        if crc32fast::hash(&zeroed) != get_u32(bytes, HEADER_CRC_AT) {
+        if header_crc(bytes, HEADER_CRC_AT) != get_u32(bytes, HEADER_CRC_AT) {
             return Err(HeaderError::Checksum);
         }
         let header_len = get_u32(bytes, HEADER_LEN_AT);
@@ -569,21 +566,33 @@ fn truncate_on_char_boundary(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// CRC-32 of a header whose own CRC field (4 bytes at `crc_at`) counts as zero: what the field
+/// holds when the header is intact. Shared by the index and filter formats.
+pub(crate) fn header_crc(head: &[u8], crc_at: usize) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&head[..crc_at]);
+    hasher.update(&[0; 4]);
+    hasher.update(&head[crc_at + 4..]);
+    hasher.finalize()
+}
+
+/// Little-endian integer fields, shared by the index and filter formats (never a cast from the
+/// mapped bytes).
 #[inline]
-fn get_u32(bytes: &[u8], at: usize) -> u32 {
+pub(crate) fn get_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
 
 #[inline]
-fn get_u64(bytes: &[u8], at: usize) -> u64 {
+pub(crate) fn get_u64(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
 }
 
-fn put_u32(bytes: &mut [u8], at: usize, value: u32) {
+pub(crate) fn put_u32(bytes: &mut [u8], at: usize, value: u32) {
     bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
 }
 
-fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
+pub(crate) fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
     bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
 }
 

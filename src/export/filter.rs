@@ -21,6 +21,7 @@ use std::str::FromStr;
 use rayon::prelude::*;
 use xorf::{BinaryFuse16, BinaryFuse8};
 
+use crate::format::{get_u32, get_u64, header_crc, put_u32, put_u64};
 use crate::hash::{Hash, HashKind};
 use crate::mmap::IndexBytes;
 
@@ -442,10 +443,7 @@ impl<D: AsRef<[u8]>> Filter<D> {
                 got: version,
             });
         }
-        let mut zeroed = [0u8; HEADER_LEN];
-        zeroed.copy_from_slice(head);
-        put_u32(&mut zeroed, HEADER_CRC_AT, 0);
-        if crc32fast::hash(&zeroed) != get_u32(head, HEADER_CRC_AT) {
+        if header_crc(head, HEADER_CRC_AT) != get_u32(head, HEADER_CRC_AT) {
             return Err(FilterError::HeaderChecksum);
         }
         let header_len = get_u32(head, HEADER_LEN_AT);
@@ -849,22 +847,6 @@ fn kind_code(kind: HashKind) -> u8 {
         HashKind::Sha1 => 1,
         HashKind::Ntlm => 2,
     }
-}
-
-fn get_u32(bytes: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
-}
-
-fn get_u64(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
-}
-
-fn put_u32(bytes: &mut [u8], at: usize, value: u32) {
-    bytes[at..at + 4].copy_from_slice(&value.to_le_bytes());
-}
-
-fn put_u64(bytes: &mut [u8], at: usize, value: u64) {
-    bytes[at..at + 8].copy_from_slice(&value.to_le_bytes());
 }
 
 #[cfg(test)]
