@@ -3,7 +3,8 @@
 //! `F_SETLEASE` for the read lease that guards the mapped file); and [`IndexBytes`], the one type
 //! for "index bytes, mapped or owned".
 //!
-//! Also the kernel advice for the mapping.
+//! Also the kernel advice for the mapping (and [`IndexBytes::release`], which gives scanned pages
+//! back so a whole-index scan does not hold the whole index in its resident set).
 //! An index can be larger than RAM; then most reads are page faults that go to the disk, and how
 //! they are read matters more than anything else on the request path:
 //! - [`IndexBytes::advise_random`]: a fault reads the page asked for, not the device's readahead
@@ -18,7 +19,7 @@ use std::io;
 use std::ops::Range;
 use std::sync::OnceLock;
 
-use memmap2::{Advice, Mmap};
+use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 /// The bytes of an index: mapped from a file (what `serve`, `check` and `audit` use), or owned in
 /// memory (the bundled sample, tests). [`crate::Index`] works over either through `AsRef<[u8]>`.
@@ -69,6 +70,38 @@ impl IndexBytes {
                 let _ = map.advise_range(Advice::WillNeed, range.start, range.end - range.start);
             }
         }
+    }
+
+    /// Unmaps from this process the pages that lie wholly inside `range` (`MADV_DONTNEED`), for
+    /// scans that read an index once from end to end (`export`): without it, every page read
+    /// stays in the process's resident set, which then grows to the size of the index. The page
+    /// cache keeps the data, and a later read of the range faults the same bytes back in, so
+    /// this changes what the process holds, not what it reads. Pages only partly inside `range`
+    /// stay mapped: a neighbouring range may be read by another thread at the same time. No-op
+    /// for owned bytes, and for an empty or out-of-bounds range.
+    pub fn release(&self, range: Range<usize>) -> io::Result<()> {
+        let IndexBytes::Mapped(map) = self else {
+            return Ok(());
+        };
+        if range.end > map.len() {
+            return Ok(());
+        }
+        let page = page_size();
+        let base = map.as_ptr() as usize;
+        // Rounded inwards: whole pages only (the mapping itself starts on a page boundary).
+        let start = (base + range.start).next_multiple_of(page) - base;
+        let end = ((base + range.end) & !(page - 1)) - base;
+        if start >= end {
+            return Ok(());
+        }
+        // SAFETY: `map` is a read-only (`PROT_READ`), shared, file-backed mapping: no page of it
+        // can hold data that exists nowhere else (no private copy-on-write pages, no anonymous
+        // memory), so dropping its page-table entries loses nothing. Any later read of these
+        // addresses, including through a borrow made before this call, faults the page back in
+        // from the page cache or the file, with the same bytes, since the file is not modified
+        // while mapped (the contract of `IndexBytes::map`). `start..end` is page aligned and
+        // inside the mapping (checked above).
+        unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, end - start) }
     }
 
     /// Whether every page of `range` is in the page cache, so reading it cannot block on the

@@ -21,6 +21,7 @@ use rayon::prelude::*;
 use crate::format;
 use crate::hash::{Hash, HashKind, Prefix, PREFIX_COUNT};
 use crate::index::Index;
+use crate::mmap::IndexBytes;
 use crate::writer::{AtomicFile, EncodedBlock, IndexWriter};
 
 pub use filter::{Filter, FilterError, FilterHeader, Width};
@@ -168,145 +169,203 @@ impl PartialOrd for Ranked {
     }
 }
 
+/// A [`Ranked`] packed into two integers whose order is the ranking (greater ranks higher):
+/// the count, then the complement of the hash bytes (zero-padded to 20), big-endian. Selecting
+/// and sorting a million of these is integer comparisons, where comparing `Ranked`s is mostly
+/// `memcmp` calls on the hashes of tied counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Candidate {
+    /// Count (high 32 bits) and the complement of hash bytes 0..4.
+    head: u64,
+    /// The complement of hash bytes 4..20.
+    tail: u128,
+}
+
+impl Candidate {
+    /// The candidate for a stored record of `prefix`.
+    #[inline]
+    fn new(prefix: Prefix, kind: HashKind, record: &[u8], count: u32) -> Candidate {
+        let mut bytes = [0u8; 20];
+        format::decode_record_hash(prefix.value(), record, &mut bytes[..kind.byte_len()]);
+        let (head, tail) = bytes.split_at(4);
+        Candidate {
+            head: u64::from(count) << 32
+                | u64::from(!u32::from_be_bytes(head.try_into().expect("4 bytes"))),
+            tail: !u128::from_be_bytes(tail.try_into().expect("16 bytes")),
+        }
+    }
+
+    #[inline]
+    fn count(&self) -> u32 {
+        (self.head >> 32) as u32
+    }
+
+    /// A key that orders candidates by hash.
+    #[inline]
+    fn hash_order(&self) -> (u32, u128) {
+        (!(self.head as u32), !self.tail)
+    }
+
+    fn ranked(&self, kind: HashKind) -> Ranked {
+        let mut bytes = [0u8; 20];
+        let (head, tail) = bytes.split_at_mut(4);
+        head.copy_from_slice(&(!(self.head as u32)).to_be_bytes());
+        tail.copy_from_slice(&(!self.tail).to_be_bytes());
+        Ranked {
+            count: self.count(),
+            hash: Hash::from_bytes(kind, &bytes[..kind.byte_len()]).expect("length matches kind"),
+        }
+    }
+}
+
 /// The `n` highest-ranked hashes that pass `min_count`, best first (count descending, hash
 /// ascending).
-///
-/// Two parallel scans instead of a heap (a million-entry heap spends microseconds per
-/// replacement, and the real counts' heavy tail makes millions of replacements): the first
-/// builds a histogram of the counts and finds the threshold `T`, the n-th highest count; the
-/// second keeps every hash counted above `T` and, of those counted exactly `T`, the ones with
-/// the smallest hashes, which in hash order are simply the first ones met. Each worker scans a
-/// contiguous run of prefixes, so its ties are already in hash order. Memory is O(n) per worker
-/// thread, never O(index); hashes are decoded only for kept entries.
-pub fn top_n<D: AsRef<[u8]> + Sync>(
-    index: &Index<D>,
+pub fn top_n(
+    index: &Index<IndexBytes>,
     n: u64,
     min_count: u32,
     progress: &ProgressBar,
 ) -> Vec<Ranked> {
+    ranked(
+        select_top(index, n, min_count, progress),
+        index.kind(),
+        Order::Count,
+    )
+}
+
+/// `candidates` as [`Ranked`] entries, in `order` (by count: best first).
+fn ranked(mut candidates: Vec<Candidate>, kind: HashKind, order: Order) -> Vec<Ranked> {
+    match order {
+        Order::Count => candidates.sort_unstable_by(|a, b| b.cmp(a)),
+        Order::Hash => candidates.sort_unstable_by_key(Candidate::hash_order),
+    }
+    candidates.iter().map(|c| c.ranked(kind)).collect()
+}
+
+/// The `n` highest-ranked hashes that pass `min_count`, in no particular order.
+///
+/// One parallel scan. Each thread scans a contiguous run of prefixes in hash order and keeps
+/// the best of what it has seen in a buffer of at most 2n entries. When the buffer fills, a
+/// selection (`select_nth_unstable`, linear) keeps its n best, and the n-th one's count becomes
+/// the bar: a later record needs a higher count to enter (an equal count with a later, so
+/// larger, hash ranks lower). With the real counts' heavy tail the bar soon rises above all but
+/// a small fraction of the records, so most records cost one comparison and are never decoded.
+/// A hash in the overall top n is in the top n of its own thread's run, so merging the threads'
+/// buffers and selecting again gives the answer, ties included. Memory is at most 2n entries
+/// per thread, never O(index); each chunk's pages are released once scanned
+/// ([`release_chunk`]).
+fn select_top(
+    index: &Index<IndexBytes>,
+    n: u64,
+    min_count: u32,
+    progress: &ProgressBar,
+) -> Vec<Candidate> {
+    let n = usize::try_from(n.min(index.len())).unwrap_or(usize::MAX);
     if n == 0 {
         return Vec::new();
     }
     let kind = index.kind();
     let chunks = PREFIX_COUNT / PREFIXES_PER_CHUNK;
     let workers = rayon::current_num_threads().clamp(1, chunks);
-    let runs = |w: usize| w * chunks / workers..(w + 1) * chunks / workers;
-    progress.set_length(2 * index.len());
-
-    // Pass 1: how many hashes have each count (counts above the inline range are kept as is;
-    // they are ~0.1% of the corpus).
-    let (hist, mut big) = (0..workers)
+    let parts: Vec<Vec<Candidate>> = (0..workers)
         .into_par_iter()
         .map(|w| {
-            let mut hist = vec![0u64; format::INLINE_COUNT_MAX as usize + 1];
-            let mut big = Vec::new();
-            for chunk in runs(w) {
+            let mut best = Best::new(n, min_count);
+            for chunk in w * chunks / workers..(w + 1) * chunks / workers {
                 let mut scanned = 0u64;
                 for prefix in chunk_prefixes(chunk) {
                     let range = index.range(prefix);
                     scanned += range.len() as u64;
                     for entry in range {
                         let count = entry.count();
-                        if count < min_count {
-                            continue;
-                        }
-                        match hist.get_mut(count as usize) {
-                            Some(slot) => *slot += 1,
-                            None => big.push(count),
+                        if count >= best.bar {
+                            best.push(Candidate::new(prefix, kind, entry.record(), count));
                         }
                     }
                 }
+                release_chunk(index, chunk);
                 progress.inc(scanned);
             }
-            (hist, big)
-        })
-        .reduce(
-            || {
-                (
-                    vec![0u64; format::INLINE_COUNT_MAX as usize + 1],
-                    Vec::new(),
-                )
-            },
-            |(mut h, mut b), (h2, b2)| {
-                h.iter_mut().zip(h2).for_each(|(a, x)| *a += x);
-                b.extend(b2);
-                (h, b)
-            },
-        );
-    big.sort_unstable_by(|a, b| b.cmp(a));
-    // Distinct counts in descending order with their multiplicities.
-    let big_runs = big
-        .chunk_by(|a, b| a == b)
-        .map(|run| (run[0], run.len() as u64));
-    let small_runs = hist
-        .iter()
-        .enumerate()
-        .rev()
-        .filter(|&(_, &k)| k > 0)
-        .map(|(c, &k)| (c as u32, k));
-    // Keep counts above `threshold`, and the first `ties` hashes counted exactly `threshold`.
-    let (mut threshold, mut ties) = (min_count, u64::MAX);
-    let mut above = 0u64;
-    for (count, k) in big_runs.chain(small_runs) {
-        if above + k >= n {
-            (threshold, ties) = (count, n - above);
-            break;
-        }
-        above += k;
-    }
-
-    // Pass 2: collect.
-    let parts: Vec<(Vec<Ranked>, Vec<Ranked>)> = (0..workers)
-        .into_par_iter()
-        .map(|w| {
-            let (mut kept, mut tied) = (Vec::new(), Vec::new());
-            for chunk in runs(w) {
-                let mut scanned = 0u64;
-                for prefix in chunk_prefixes(chunk) {
-                    let range = index.range(prefix);
-                    scanned += range.len() as u64;
-                    for entry in range {
-                        let count = entry.count();
-                        if count > threshold {
-                            kept.push(Ranked {
-                                count,
-                                hash: entry.hash(prefix, kind),
-                            });
-                        } else if count == threshold && (tied.len() as u64) < ties {
-                            tied.push(Ranked {
-                                count,
-                                hash: entry.hash(prefix, kind),
-                            });
-                        }
-                    }
-                }
-                progress.inc(scanned);
-            }
-            (kept, tied)
+            best.entries
         })
         .collect();
-    let mut ranked = Vec::new();
-    let mut tied = Vec::new();
-    for (kept, t) in parts {
-        ranked.extend(kept);
-        tied.extend(t);
+    let mut all = Vec::with_capacity(parts.iter().map(Vec::len).sum());
+    for part in parts {
+        all.extend(part);
     }
-    // Workers' runs ascend, so `tied` is in hash order: the first ones win the tie-break.
-    tied.truncate(usize::try_from(ties).unwrap_or(usize::MAX));
-    ranked.extend(tied);
-    ranked.sort_unstable_by(|a, b| b.cmp(a));
-    ranked
+    keep_best(&mut all, n);
+    all
+}
+
+/// The best entries of one thread's scan in hash order: at most 2n, and all of its top n.
+struct Best {
+    n: usize,
+    entries: Vec<Candidate>,
+    /// The least count a later record needs to enter.
+    bar: u32,
+}
+
+impl Best {
+    fn new(n: usize, min_count: u32) -> Best {
+        Best {
+            n,
+            // Room for the usual case up front (a growing vector copies itself at each step);
+            // a huge N grows as needed instead.
+            entries: Vec::with_capacity(n.saturating_mul(2).min(1 << 22)),
+            bar: min_count,
+        }
+    }
+
+    fn push(&mut self, c: Candidate) {
+        self.entries.push(c);
+        if self.entries.len() >= self.n.saturating_mul(2) {
+            keep_best(&mut self.entries, self.n);
+            // The n-th best so far: a later record with the same count has a larger hash, so
+            // it ranks lower and cannot be in this run's top n.
+            let floor = self.entries.iter().map(Candidate::count).min().unwrap_or(0);
+            self.bar = self.bar.max(floor.saturating_add(1));
+        }
+    }
+}
+
+/// Keeps the `n` best of `entries` (in no particular order).
+fn keep_best(entries: &mut Vec<Candidate>, n: usize) {
+    if entries.len() > n {
+        entries.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));
+        entries.truncate(n);
+    }
+}
+
+/// Gives back the pages of the records of prefix chunk `chunk` once a scan has read them (see
+/// [`IndexBytes::release`]): a scan of the whole index then holds about one chunk per thread
+/// in its resident set, not the index. Chunks are disjoint, so no other thread reads these
+/// pages; a page shared with a neighbouring chunk is left mapped.
+fn release_chunk(index: &Index<IndexBytes>, chunk: usize) {
+    let first = chunk * PREFIXES_PER_CHUNK;
+    release_prefixes(index, first..first + PREFIXES_PER_CHUNK);
+}
+
+/// [`release_chunk`] for any run of prefixes (a filter shard).
+fn release_prefixes(index: &Index<IndexBytes>, prefixes: std::ops::Range<usize>) {
+    if prefixes.is_empty() {
+        return;
+    }
+    let at = |p: usize| Prefix::new(p as u32).expect("prefix in range");
+    let span =
+        index.range_span(at(prefixes.start)).start..index.range_span(at(prefixes.end - 1)).end;
+    // Advice only: if it fails, the pages simply stay mapped.
+    let _ = index.data().release(span);
 }
 
 /// Number of hashes that pass `min_count` (a parallel scan of the counts).
-pub fn count_selected<D: AsRef<[u8]> + Sync>(index: &Index<D>, min_count: u32) -> u64 {
+pub fn count_selected(index: &Index<IndexBytes>, min_count: u32) -> u64 {
     if min_count == 0 {
         return index.len();
     }
     (0..PREFIX_COUNT / PREFIXES_PER_CHUNK)
         .into_par_iter()
         .map(|chunk| {
-            chunk_prefixes(chunk)
+            let n = chunk_prefixes(chunk)
                 .map(|p| {
                     index
                         .range(p)
@@ -314,7 +373,9 @@ pub fn count_selected<D: AsRef<[u8]> + Sync>(index: &Index<D>, min_count: u32) -
                         .filter(|e| e.count() >= min_count)
                         .count() as u64
                 })
-                .sum::<u64>()
+                .sum::<u64>();
+            release_chunk(index, chunk);
+            n
         })
         .sum()
 }
@@ -325,8 +386,8 @@ fn chunk_prefixes(chunk: usize) -> impl Iterator<Item = Prefix> {
 }
 
 /// Writes the selection of `index` to `options.output`, atomically.
-pub fn export<D: AsRef<[u8]> + Sync>(
-    index: &Index<D>,
+pub fn export(
+    index: &Index<IndexBytes>,
     options: &ExportOptions,
 ) -> Result<ExportSummary, ExportError> {
     let started = Instant::now();
@@ -359,13 +420,12 @@ pub fn export<D: AsRef<[u8]> + Sync>(
     progress.set_length(index.len());
     let top = selection
         .top
-        .map(|n| top_n(index, n, selection.min_count, progress));
+        .map(|n| select_top(index, n, selection.min_count, progress));
+    let kind = index.kind();
     let mut filter_header = None;
     let selected = match (options.target, top) {
-        (Target::Dump(order), Some(mut ranked)) => {
-            if order == Order::Hash {
-                ranked.sort_unstable_by_key(|r| r.hash);
-            }
+        (Target::Dump(order), Some(top)) => {
+            let ranked = ranked(top, kind, order);
             let mut w = BufWriter::with_capacity(1 << 20, out.file());
             let mut line = Vec::with_capacity(64);
             for r in &ranked {
@@ -376,8 +436,8 @@ pub fn export<D: AsRef<[u8]> + Sync>(
             w.flush().map_err(write_err)?;
             ranked.len() as u64
         }
-        (Target::Index, Some(mut ranked)) => {
-            ranked.sort_unstable_by_key(|r| r.hash);
+        (Target::Index, Some(top)) => {
+            let ranked = ranked(top, kind, Order::Hash);
             let mut block = EncodedBlock::with_capacity(index.kind(), ranked.len());
             for r in &ranked {
                 block.push(r.hash.as_bytes(), r.count);
@@ -426,7 +486,7 @@ pub fn export<D: AsRef<[u8]> + Sync>(
     })
 }
 
-fn label<D: AsRef<[u8]> + Sync>(index: &Index<D>, selection: Selection) -> String {
+fn label(index: &Index<IndexBytes>, selection: Selection) -> String {
     format!(
         "export ({}) of {}",
         selection.describe(),
@@ -462,8 +522,8 @@ fn stream_chunks<T: Send>(
     Ok(())
 }
 
-fn stream_dump<D: AsRef<[u8]> + Sync>(
-    index: &Index<D>,
+fn stream_dump(
+    index: &Index<IndexBytes>,
     selection: Selection,
     file: &std::fs::File,
     progress: &ProgressBar,
@@ -486,6 +546,7 @@ fn stream_dump<D: AsRef<[u8]> + Sync>(
                     }
                 }
             }
+            release_chunk(index, chunk);
             ((text, n), scanned)
         },
         |(text, n)| {
@@ -498,8 +559,8 @@ fn stream_dump<D: AsRef<[u8]> + Sync>(
     Ok(selected)
 }
 
-fn stream_blocks<D: AsRef<[u8]> + Sync>(
-    index: &Index<D>,
+fn stream_blocks(
+    index: &Index<IndexBytes>,
     selection: Selection,
     progress: &ProgressBar,
     mut consume: impl FnMut(EncodedBlock) -> io::Result<()>,
@@ -518,6 +579,7 @@ fn stream_blocks<D: AsRef<[u8]> + Sync>(
                     }
                 }
             }
+            release_chunk(index, chunk);
             (block, scanned)
         },
         &mut consume,
@@ -527,20 +589,20 @@ fn stream_blocks<D: AsRef<[u8]> + Sync>(
 
 /// Builds the filter over the selection: from the top-N list when there is one, otherwise by
 /// scanning each shard's prefix range of the index when the builder asks for it.
-fn build_filter<D: AsRef<[u8]> + Sync>(
-    index: &Index<D>,
+fn build_filter(
+    index: &Index<IndexBytes>,
     selection: Selection,
     width: Width,
     shard_bits: Option<u8>,
-    ranked: Option<Vec<Ranked>>,
+    top: Option<Vec<Candidate>>,
     out: &AtomicFile,
     progress: &ProgressBar,
 ) -> Result<FilterHeader, filter::BuildError> {
     let kind: HashKind = index.kind();
-    let keys: Option<Vec<u64>> = ranked.map(|r| {
-        let mut keys: Vec<u64> = r
+    let keys: Option<Vec<u64>> = top.map(|top| {
+        let mut keys: Vec<u64> = top
             .iter()
-            .map(|r| filter::key_of(r.hash.as_bytes()))
+            .map(|c| filter::key_of(c.ranked(kind).hash.as_bytes()))
             .collect();
         keys.sort_unstable();
         keys
@@ -602,12 +664,20 @@ fn build_filter<D: AsRef<[u8]> + Sync>(
                 } else {
                     0
                 });
-                for prefix in prefixes {
-                    for entry in index.range(prefix) {
-                        if selection.admits(entry.count()) {
-                            keys.push(filter::key_of(entry.hash(prefix, kind).as_bytes()));
+                // Released piece by piece, so that a shard spanning much of the index (a high
+                // --min-count selects few keys, hence few shards) is never all resident at
+                // once. Shards are disjoint prefix runs: no other thread reads these records.
+                let piece = prefixes_per_shard.min(PREFIXES_PER_CHUNK);
+                for first in (start..start + prefixes_per_shard).step_by(piece) {
+                    for p in first..first + piece {
+                        let prefix = Prefix::new(p as u32).expect("in range");
+                        for entry in index.range(prefix) {
+                            if selection.admits(entry.count()) {
+                                keys.push(filter::key_of(entry.hash(prefix, kind).as_bytes()));
+                            }
                         }
                     }
+                    release_prefixes(index, first..first + piece);
                 }
                 Ok(keys)
             },
