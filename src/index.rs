@@ -440,8 +440,10 @@ impl<'a> Range<'a> {
         &self.records[i * self.record_len..(i + 1) * self.record_len]
     }
 
-    /// Count of entry `i`, looking it up in the overflow table when it does not fit inline.
-    fn count_at(&self, i: usize) -> u32 {
+    /// Count of entry `i` (by position in the range, from 0), looking it up in the overflow
+    /// table when it does not fit inline: for scans that read the records' inline counts
+    /// themselves and need the exact count of an escaped one. Panics if `i >= len()`.
+    pub fn count_at(&self, i: usize) -> u32 {
         let inline = format::record_inline_count(self.record(i));
         if inline != format::COUNT_ESCAPE {
             return inline;

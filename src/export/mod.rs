@@ -169,55 +169,6 @@ impl PartialOrd for Ranked {
     }
 }
 
-/// A [`Ranked`] packed into two integers whose order is the ranking (greater ranks higher):
-/// the count, then the complement of the hash bytes (zero-padded to 20), big-endian. Selecting
-/// and sorting a million of these is integer comparisons, where comparing `Ranked`s is mostly
-/// `memcmp` calls on the hashes of tied counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Candidate {
-    /// Count (high 32 bits) and the complement of hash bytes 0..4.
-    head: u64,
-    /// The complement of hash bytes 4..20.
-    tail: u128,
-}
-
-impl Candidate {
-    /// The candidate for a stored record of `prefix`.
-    #[inline]
-    fn new(prefix: Prefix, kind: HashKind, record: &[u8], count: u32) -> Candidate {
-        let mut bytes = [0u8; 20];
-        format::decode_record_hash(prefix.value(), record, &mut bytes[..kind.byte_len()]);
-        let (head, tail) = bytes.split_at(4);
-        Candidate {
-            head: u64::from(count) << 32
-                | u64::from(!u32::from_be_bytes(head.try_into().expect("4 bytes"))),
-            tail: !u128::from_be_bytes(tail.try_into().expect("16 bytes")),
-        }
-    }
-
-    #[inline]
-    fn count(&self) -> u32 {
-        (self.head >> 32) as u32
-    }
-
-    /// A key that orders candidates by hash.
-    #[inline]
-    fn hash_order(&self) -> (u32, u128) {
-        (!(self.head as u32), !self.tail)
-    }
-
-    fn ranked(&self, kind: HashKind) -> Ranked {
-        let mut bytes = [0u8; 20];
-        let (head, tail) = bytes.split_at_mut(4);
-        head.copy_from_slice(&(!(self.head as u32)).to_be_bytes());
-        tail.copy_from_slice(&(!self.tail).to_be_bytes());
-        Ranked {
-            count: self.count(),
-            hash: Hash::from_bytes(kind, &bytes[..kind.byte_len()]).expect("length matches kind"),
-        }
-    }
-}
-
 /// The `n` highest-ranked hashes that pass `min_count`, best first (count descending, hash
 /// ascending).
 pub fn top_n(
@@ -226,67 +177,86 @@ pub fn top_n(
     min_count: u32,
     progress: &ProgressBar,
 ) -> Vec<Ranked> {
-    ranked(
-        select_top(index, n, min_count, progress),
-        index.kind(),
-        Order::Count,
-    )
+    let mut ranked = select_top(index, n, min_count, progress);
+    by_count(&mut ranked);
+    ranked
 }
 
-/// `candidates` as [`Ranked`] entries, in `order` (by count: best first).
-fn ranked(mut candidates: Vec<Candidate>, kind: HashKind, order: Order) -> Vec<Ranked> {
-    match order {
-        Order::Count => candidates.sort_unstable_by(|a, b| b.cmp(a)),
-        Order::Hash => candidates.sort_unstable_by_key(Candidate::hash_order),
-    }
-    candidates.iter().map(|c| c.ranked(kind)).collect()
+/// Reorders a hash-ordered selection best first: a stable sort by descending count keeps equal
+/// counts in hash order, which is the ranking.
+fn by_count(ranked: &mut [Ranked]) {
+    ranked.sort_by_key(|r| std::cmp::Reverse(r.count));
 }
 
-/// The `n` highest-ranked hashes that pass `min_count`, in no particular order.
+/// The `n` highest-ranked hashes that pass `min_count`, in hash order.
 ///
-/// One parallel scan. Each thread scans a contiguous run of prefixes in hash order and keeps
-/// the best of what it has seen in a buffer of at most 2n entries. When the buffer fills, a
-/// selection (`select_nth_unstable`, linear) keeps its n best, and the n-th one's count becomes
-/// the bar: a later record needs a higher count to enter (an equal count with a later, so
-/// larger, hash ranks lower). With the real counts' heavy tail the bar soon rises above all but
-/// a small fraction of the records, so most records cost one comparison and are never decoded.
-/// A hash in the overall top n is in the top n of its own thread's run, so merging the threads'
-/// buffers and selecting again gives the answer, ties included. Memory is at most 2n entries
-/// per thread, never O(index); each chunk's pages are released once scanned
+/// One parallel scan. Each thread scans a contiguous run of prefixes in hash order and appends
+/// the records that may be among the best to a buffer, which so stays in hash order. When the
+/// buffer reaches 2n entries, [`keep_best`] keeps its n best (the count histogram gives the
+/// n-th best count `c`; of the entries counted exactly `c`, the first ones are the smallest
+/// hashes), and `c + 1` becomes the bar: a later record needs a higher count to enter (an equal
+/// count with a later, so larger, hash ranks lower). With the real counts' heavy tail the bar
+/// soon rises above all but a small fraction of the records, so most records cost reading their
+/// inline count and one comparison, and are never decoded. A hash in the overall top n is in
+/// the top n of its own thread's run, so the threads' buffers, concatenated in run order (hash
+/// order), give the answer through one more [`keep_best`], ties included. Memory is at most 2n
+/// entries per thread, never O(index); each chunk's pages are released once scanned
 /// ([`release_chunk`]).
 fn select_top(
     index: &Index<IndexBytes>,
     n: u64,
     min_count: u32,
     progress: &ProgressBar,
-) -> Vec<Candidate> {
+) -> Vec<Ranked> {
     let n = usize::try_from(n.min(index.len())).unwrap_or(usize::MAX);
     if n == 0 {
         return Vec::new();
     }
     let kind = index.kind();
+    let bytes = index.data().as_ref();
+    let record_len = format::record_len(kind);
     let chunks = PREFIX_COUNT / PREFIXES_PER_CHUNK;
     let workers = rayon::current_num_threads().clamp(1, chunks);
-    let parts: Vec<Vec<Candidate>> = (0..workers)
+    let parts: Vec<Vec<Ranked>> = (0..workers)
         .into_par_iter()
         .map(|w| {
-            let mut best = Best::new(n, min_count);
+            // Room for the usual case up front (a growing vector copies itself at each step);
+            // a huge N grows as needed instead.
+            let cap = n.saturating_mul(2);
+            let mut best = Vec::with_capacity(cap.min(1 << 22));
+            let mut bar = min_count;
             for chunk in w * chunks / workers..(w + 1) * chunks / workers {
                 let mut scanned = 0u64;
                 for prefix in chunk_prefixes(chunk) {
                     let range = index.range(prefix);
+                    let records = &bytes[index.range_span(prefix)];
                     scanned += range.len() as u64;
-                    for entry in range {
-                        let count = entry.count();
-                        if count >= best.bar {
-                            best.push(Candidate::new(prefix, kind, entry.record(), count));
+                    // Inline counts straight from the records; the exact count of an escaped
+                    // one (~0.1%) from the overflow table.
+                    for (i, record) in records.chunks_exact(record_len).enumerate() {
+                        let inline = format::record_inline_count(record);
+                        if inline < bar && inline != format::COUNT_ESCAPE {
+                            continue;
+                        }
+                        let count = if inline == format::COUNT_ESCAPE {
+                            range.count_at(i)
+                        } else {
+                            inline
+                        };
+                        if count < bar {
+                            continue;
+                        }
+                        best.push(ranked_record(prefix, kind, record, count));
+                        if best.len() >= cap {
+                            let least = keep_best(&mut best, n);
+                            bar = bar.max(least.saturating_add(1));
                         }
                     }
                 }
                 release_chunk(index, chunk);
                 progress.inc(scanned);
             }
-            best.entries
+            best
         })
         .collect();
     let mut all = Vec::with_capacity(parts.iter().map(Vec::len).sum());
@@ -297,43 +267,66 @@ fn select_top(
     all
 }
 
-/// The best entries of one thread's scan in hash order: at most 2n, and all of its top n.
-struct Best {
-    n: usize,
-    entries: Vec<Candidate>,
-    /// The least count a later record needs to enter.
-    bar: u32,
-}
-
-impl Best {
-    fn new(n: usize, min_count: u32) -> Best {
-        Best {
-            n,
-            // Room for the usual case up front (a growing vector copies itself at each step);
-            // a huge N grows as needed instead.
-            entries: Vec::with_capacity(n.saturating_mul(2).min(1 << 22)),
-            bar: min_count,
-        }
-    }
-
-    fn push(&mut self, c: Candidate) {
-        self.entries.push(c);
-        if self.entries.len() >= self.n.saturating_mul(2) {
-            keep_best(&mut self.entries, self.n);
-            // The n-th best so far: a later record with the same count has a larger hash, so
-            // it ranks lower and cannot be in this run's top n.
-            let floor = self.entries.iter().map(Candidate::count).min().unwrap_or(0);
-            self.bar = self.bar.max(floor.saturating_add(1));
-        }
+/// The [`Ranked`] entry of a stored record of `prefix`.
+#[inline]
+fn ranked_record(prefix: Prefix, kind: HashKind, record: &[u8], count: u32) -> Ranked {
+    let mut bytes = [0u8; crate::hash::MAX_HASH_LEN];
+    let bytes = &mut bytes[..kind.byte_len()];
+    format::decode_record_hash(prefix.value(), record, bytes);
+    Ranked {
+        count,
+        hash: Hash::from_bytes(kind, bytes).expect("length matches kind"),
     }
 }
 
-/// Keeps the `n` best of `entries` (in no particular order).
-fn keep_best(entries: &mut Vec<Candidate>, n: usize) {
-    if entries.len() > n {
-        entries.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));
-        entries.truncate(n);
+/// Keeps the `n` best of `entries`, which are in hash order, and keeps them in hash order;
+/// returns the least count kept (0 when `entries` is empty).
+///
+/// Linear: a histogram of the counts gives the n-th best count `c`; every entry counted above
+/// `c` stays, and of those counted exactly `c`, the first ones (the smallest hashes) do.
+fn keep_best(entries: &mut Vec<Ranked>, n: usize) -> u32 {
+    if entries.len() <= n {
+        return entries.iter().map(|r| r.count).min().unwrap_or(0);
     }
+    let mut hist = vec![0usize; format::INLINE_COUNT_MAX as usize + 1];
+    // Counts above the inline range (~0.1% of the real corpus) are sorted instead.
+    let mut big = Vec::new();
+    for r in entries.iter() {
+        match hist.get_mut(r.count as usize) {
+            Some(slot) => *slot += 1,
+            None => big.push(r.count),
+        }
+    }
+    big.sort_unstable_by(|a, b| b.cmp(a));
+    let big_runs = big.chunk_by(|a, b| a == b).map(|run| (run[0], run.len()));
+    let small_runs = hist
+        .iter()
+        .enumerate()
+        .rev()
+        .filter(|&(_, &k)| k > 0)
+        .map(|(c, &k)| (c as u32, k));
+    // Distinct counts in descending order with their multiplicities; `entries.len() > n`, so
+    // the n-th best is among them.
+    let (mut least, mut ties) = (0, 0);
+    let mut above = 0usize;
+    for (count, k) in big_runs.chain(small_runs) {
+        if above + k >= n {
+            (least, ties) = (count, n - above);
+            break;
+        }
+        above += k;
+    }
+    entries.retain(|r| {
+        if r.count > least {
+            true
+        } else if r.count == least && ties > 0 {
+            ties -= 1;
+            true
+        } else {
+            false
+        }
+    });
+    least
 }
 
 /// Gives back the pages of the records of prefix chunk `chunk` once a scan has read them (see
@@ -421,11 +414,12 @@ pub fn export(
     let top = selection
         .top
         .map(|n| select_top(index, n, selection.min_count, progress));
-    let kind = index.kind();
     let mut filter_header = None;
     let selected = match (options.target, top) {
-        (Target::Dump(order), Some(top)) => {
-            let ranked = ranked(top, kind, order);
+        (Target::Dump(order), Some(mut ranked)) => {
+            if order == Order::Count {
+                by_count(&mut ranked);
+            }
             let mut w = BufWriter::with_capacity(1 << 20, out.file());
             let mut line = Vec::with_capacity(64);
             for r in &ranked {
@@ -436,8 +430,7 @@ pub fn export(
             w.flush().map_err(write_err)?;
             ranked.len() as u64
         }
-        (Target::Index, Some(top)) => {
-            let ranked = ranked(top, kind, Order::Hash);
+        (Target::Index, Some(ranked)) => {
             let mut block = EncodedBlock::with_capacity(index.kind(), ranked.len());
             for r in &ranked {
                 block.push(r.hash.as_bytes(), r.count);
@@ -594,7 +587,7 @@ fn build_filter(
     selection: Selection,
     width: Width,
     shard_bits: Option<u8>,
-    top: Option<Vec<Candidate>>,
+    top: Option<Vec<Ranked>>,
     out: &AtomicFile,
     progress: &ProgressBar,
 ) -> Result<FilterHeader, filter::BuildError> {
@@ -602,7 +595,7 @@ fn build_filter(
     let keys: Option<Vec<u64>> = top.map(|top| {
         let mut keys: Vec<u64> = top
             .iter()
-            .map(|c| filter::key_of(c.ranked(kind).hash.as_bytes()))
+            .map(|r| filter::key_of(r.hash.as_bytes()))
             .collect();
         keys.sort_unstable();
         keys
