@@ -212,6 +212,72 @@ fn select_top(
     if n == 0 {
         return Vec::new();
     }
+    let bar = estimate_bar(index, n).max(min_count);
+    let top = scan_top(index, n, bar, progress);
+    if top.len() < n && bar > min_count {
+        // The estimate was too high: fewer than n hashes are counted `bar` or more, so some of
+        // the top n are below it. Never seen in practice; scan again without it.
+        progress.set_position(0);
+        return scan_top(index, n, min_count, progress);
+    }
+    top
+}
+
+/// Chunks between two sampled by [`estimate_bar`].
+const SAMPLE_EVERY: usize = 16;
+
+/// A count that about 1.25n hashes reach, estimated from the counts of every 16th prefix chunk
+/// (hashes are spread evenly over the prefixes whatever their counts); 0 when the sample is
+/// too small to tell. Starting the scan with this bar instead of 0 saves it from decoding and
+/// buffering the millions of records that would pass an early, low bar only to be dropped.
+/// [`select_top`] checks the guess: if fewer than n hashes pass it, it scans again.
+fn estimate_bar(index: &Index<IndexBytes>, n: usize) -> u32 {
+    let chunks: Vec<usize> = (0..PREFIX_COUNT / PREFIXES_PER_CHUNK)
+        .step_by(SAMPLE_EVERY)
+        .collect();
+    let kind = index.kind();
+    let bytes = index.data().as_ref();
+    let record_len = format::record_len(kind);
+    let slots = format::INLINE_COUNT_MAX as usize + 2;
+    // Counts above the inline range share the last slot.
+    let hist = chunks
+        .par_iter()
+        .map(|&chunk| {
+            let mut hist = vec![0u64; slots];
+            for prefix in chunk_prefixes(chunk) {
+                for record in bytes[index.range_span(prefix)].chunks_exact(record_len) {
+                    let count = format::record_inline_count(record) as usize;
+                    hist[count.min(slots - 1)] += 1;
+                }
+            }
+            release_chunk(index, chunk);
+            hist
+        })
+        .reduce(
+            || vec![0u64; slots],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    let sampled: u64 = hist.iter().sum();
+    if sampled == 0 {
+        return 0;
+    }
+    let scale = index.len() as f64 / sampled as f64;
+    let mut at_least = 0u64;
+    for (count, &k) in hist.iter().enumerate().rev() {
+        at_least += k;
+        // Enough evidence (a few thousand sampled hashes) and a 25% margin.
+        if at_least >= 4096 && at_least as f64 * scale >= 1.25 * n as f64 {
+            return count as u32;
+        }
+    }
+    0
+}
+
+/// [`select_top`]'s scan, which skips records counted below `bar`.
+fn scan_top(index: &Index<IndexBytes>, n: usize, bar: u32, progress: &ProgressBar) -> Vec<Ranked> {
     let kind = index.kind();
     let bytes = index.data().as_ref();
     let record_len = format::record_len(kind);
@@ -223,8 +289,8 @@ fn select_top(
             // Room for the usual case up front (a growing vector copies itself at each step);
             // a huge N grows as needed instead.
             let cap = n.saturating_mul(2);
-            let mut best = Vec::with_capacity(cap.min(1 << 22));
-            let mut bar = min_count;
+            let mut best = Vec::with_capacity(cap.min(1 << 20));
+            let mut bar = bar;
             for chunk in w * chunks / workers..(w + 1) * chunks / workers {
                 let mut scanned = 0u64;
                 for prefix in chunk_prefixes(chunk) {
