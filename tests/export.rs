@@ -875,3 +875,126 @@ fn cli_audit_with_filters_reports_probable_breaches_without_counts() {
     assert!(!ok);
     assert!(err.contains("at most one per hash kind"), "{err}");
 }
+
+/// `--top` starts its scan at a count bar estimated from every 16th prefix chunk (4,096 prefixes
+/// each); here those chunks hold only high counts, so the estimate is far too high, and the
+/// export must notice and still give the exact top N (ties included).
+#[test]
+fn top_n_is_exact_when_the_sampled_chunks_mislead() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = SplitMix64::new(7);
+    let mut entries: Vec<([u8; 20], u32)> = Vec::new();
+    for chunk in 0..256u32 {
+        let (per_chunk, count) = if chunk % 16 == 0 {
+            (300, 1000)
+        } else {
+            (100, 900)
+        };
+        for _ in 0..per_chunk {
+            let prefix = chunk * 4096 + (rng.next() % 4096) as u32;
+            let mut hash = [0u8; 20];
+            for b in hash.iter_mut() {
+                *b = rng.next() as u8;
+            }
+            hash[0] = (prefix >> 12) as u8;
+            hash[1] = (prefix >> 4) as u8;
+            hash[2] = (prefix << 4) as u8 | (hash[2] & 0x0F);
+            entries.push((hash, count));
+        }
+    }
+    entries.sort();
+    entries.dedup_by_key(|e| e.0);
+    let bytes = hibp_mirror::writer::build_in_memory(
+        HashKind::Sha1,
+        entries.iter().map(|(h, c)| (&h[..], *c)),
+        "sampling trap",
+        1_700_000_000,
+    );
+    let path = dir.path().join("trap.idx");
+    support::replace_file(&path, &bytes);
+    let index = support::open_index(&path);
+    let all: Vec<(Hash, u32)> = entries
+        .iter()
+        .map(|(h, c)| (Hash::from_bytes(HashKind::Sha1, h).unwrap(), *c))
+        .collect();
+    let high = all.iter().filter(|e| e.1 == 1000).count();
+    assert!(high >= 4096, "enough sampled hashes for an estimate");
+    let out = dir.path().join("top.txt");
+    // More than the high counts: the answer needs hashes the estimated bar would skip.
+    for n in [high + 1, 10_000] {
+        let selection = Selection {
+            top: Some(n as u64),
+            min_count: 0,
+        };
+        run(&index, selection, Target::Dump(Order::Count), &out).unwrap();
+        let want: Vec<String> = expected_top(&all, n, 0)
+            .iter()
+            .map(|(h, c)| line(h, *c))
+            .collect();
+        assert_eq!(want.len(), n);
+        let got = dump_lines(&out);
+        assert_eq!(got.len(), n, "top {n}: line count");
+        let first_difference = got.iter().zip(&want).position(|(g, w)| g != w);
+        assert_eq!(first_difference, None, "top {n}: first line that differs");
+    }
+}
+
+/// `IndexBytes::release` drops the pages a scan has read from the process's resident set
+/// (what keeps an export's peak RSS flat) and loses no data: the bytes read back the same. For
+/// owned bytes it does nothing.
+#[test]
+fn release_drops_mapped_pages_from_the_resident_set_and_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pages.bin");
+    let len = 8 << 20;
+    let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 4096) as u8).collect();
+    fs::write(&path, &data).unwrap();
+    let file = fs::File::open(&path).unwrap();
+    // SAFETY: the file lives in this test's temporary directory and nothing modifies it.
+    let mapped = unsafe { IndexBytes::map(&file) }.unwrap();
+    let base = mapped.as_ref().as_ptr() as usize;
+    let resident_kib = || -> u64 {
+        // The mapping's line in /proc/self/smaps, then its `Rss:` line.
+        let smaps = fs::read_to_string("/proc/self/smaps").unwrap();
+        let mut lines = smaps.lines();
+        while let Some(l) = lines.next() {
+            let range = l.split(' ').next().unwrap();
+            let Some((start, end)) = range.split_once('-') else {
+                continue;
+            };
+            let (Ok(start), Ok(end)) = (
+                usize::from_str_radix(start, 16),
+                usize::from_str_radix(end, 16),
+            ) else {
+                continue;
+            };
+            if (start..end).contains(&base) {
+                for l in lines.by_ref() {
+                    if let Some(kib) = l.strip_prefix("Rss:") {
+                        return kib.trim().trim_end_matches(" kB").trim().parse().unwrap();
+                    }
+                }
+            }
+        }
+        panic!("mapping not found in /proc/self/smaps");
+    };
+    let sum = |b: &[u8]| b.iter().map(|&x| u64::from(x)).sum::<u64>();
+    assert_eq!(sum(mapped.as_ref()), sum(&data));
+    let read = resident_kib();
+    assert!(read >= 7 << 10, "the read pages are resident: {read} KiB");
+    // Not page aligned: only the whole pages inside the range go.
+    mapped.release(100..len - 100).unwrap();
+    let released = resident_kib();
+    assert!(
+        released <= 8,
+        "only the two edge pages stay: {released} KiB"
+    );
+    assert_eq!(mapped.as_ref(), &data[..], "the same bytes fault back in");
+    assert!(resident_kib() >= 7 << 10);
+    // Out-of-bounds and empty ranges are no-ops, not errors.
+    mapped.release(len..len + 1).unwrap();
+    mapped.release(5..5).unwrap();
+    let owned = IndexBytes::from(data.clone());
+    owned.release(0..len).unwrap();
+    assert_eq!(owned.as_ref(), &data[..]);
+}
