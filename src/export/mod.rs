@@ -191,8 +191,9 @@ fn by_count(ranked: &mut [Ranked]) {
 /// The `n` highest-ranked hashes that pass `min_count`, in hash order.
 ///
 /// One parallel scan ([`scan_top`]), which starts with the bar [`estimate_bar`] guesses from a
-/// sample, and a second one without it only if the guess turns out too high. Each thread scans a contiguous run of prefixes in hash order and appends
-/// the records that may be among the best to a buffer, which so stays in hash order. When the
+/// sample, and a second one without it only if the guess turns out too high. Each thread scans
+/// a contiguous run of prefixes in hash order and appends the records that may be among the
+/// best to a buffer, which so stays in hash order. When the
 /// buffer reaches 2n entries, [`keep_best`] keeps its n best (the count histogram gives the
 /// n-th best count `c`; of the entries counted exactly `c`, the first ones are the smallest
 /// hashes), and `c + 1` becomes the bar: a later record needs a higher count to enter (an equal
