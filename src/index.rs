@@ -347,10 +347,17 @@ impl Index<IndexBytes> {
         let file = File::open(path).map_err(|e| with_path(OpenError::Io(e)))?;
         // SAFETY: forwarded to the caller, per this function's contract.
         let map = unsafe { IndexBytes::map(&file) }.map_err(|e| with_path(OpenError::Io(e)))?;
+        Index::open_mapped(map).map_err(with_path)
+    }
+
+    /// Runs the open-time checks of [`Index::open`] on a mapped file, and advises the kernel how
+    /// the mapping will be read. Every mapped index goes through here (the server maps its files
+    /// itself, to hold a lease on them).
+    pub fn open_mapped(map: IndexBytes) -> Result<Index<IndexBytes>, OpenError> {
         // Open reads the header and the whole 8 MB table: ask for all of it in one go rather
         // than fault by fault (start-up time on a cold cache).
         map.prefetch(0..format::RECORDS_OFFSET.min(map.as_ref().len()));
-        let index = Index::open(map).map_err(with_path)?;
+        let index = Index::open(map)?;
         // The records are read at random, one window per request: without this advice each page
         // fault reads the device's whole readahead window (up to 8 MB) instead of one page.
         // Advice only: a kernel that refuses it serves the same bytes, slower.

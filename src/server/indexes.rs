@@ -569,7 +569,7 @@ fn load_file(kind: HashKind, path: &Path, id: FileId) -> Result<Served, LoadErro
     // (the writer waits until this mapping is dropped, see `IndexSet::check_in_place`), or, where
     // no lease can be had, the change is noticed on the next watch tick and the mapping dropped.
     let bytes = unsafe { IndexBytes::map(&file) }.map_err(io_err)?;
-    let index = Index::open(bytes).map_err(at_path)?;
+    let index = Index::open_mapped(bytes).map_err(at_path)?;
     if index.kind() != kind {
         return Err(LoadError::WrongKind {
             path: path.to_owned(),
