@@ -379,9 +379,10 @@ impl Index<IndexBytes> {
     /// the mapping will be read. Every mapped index goes through here (the server maps its files
     /// itself, to hold a lease on them).
     pub fn open_mapped(map: IndexBytes) -> Result<Index<IndexBytes>, OpenError> {
-        // Open reads the header and the whole 8 MB table: ask for all of it in one go rather
-        // than fault by fault (start-up time on a cold cache).
-        map.prefetch(0..format::RECORDS_OFFSET.min(map.as_ref().len()));
+        // Open reads the header and the whole 8 MB offset table: ask for all of it in one go
+        // rather than fault by fault (start-up time on a cold cache). Not the tag table: it is
+        // read a page at a time by `/range` answers, and reading it here would delay the first.
+        map.prefetch(0..format::TAGS_OFFSET.min(map.as_ref().len()));
         let index = Index::open(map)?;
         // The tags and records are read at random, a tag and one window per request: without
         // this advice each page fault reads the device's whole readahead window (up to 8 MB)
