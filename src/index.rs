@@ -2,6 +2,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
@@ -21,6 +22,10 @@ pub struct Index<D> {
     /// The prefix table, decoded into memory at open (8 MB): every request reads it, so it must
     /// never wait for the disk, even when the mapped pages around it have been evicted.
     table: Box<[u64]>,
+    /// The ordinal of every [`OVERFLOW_BLOCK`]-th overflow entry, once
+    /// [`Index::index_overflow`] has run: finding an escaped count then reads one block of the
+    /// overflow table instead of binary searching all of it.
+    overflow_blocks: OnceLock<Box<[u64]>>,
 }
 
 impl<D: AsRef<[u8]> + Sync> Index<D> {
@@ -58,6 +63,7 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
             data,
             header,
             table,
+            overflow_blocks: OnceLock::new(),
         })
     }
 
@@ -132,6 +138,7 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
             record_len,
             first_ordinal: start,
             overflow: self.overflow(),
+            overflow_blocks: self.overflow_blocks.get().map(|b| &b[..]),
         }
     }
 
@@ -258,7 +265,7 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
 
     fn verify_prefix(&self, prefix: Prefix) -> Result<(), VerifyError> {
         let range = self.range(prefix);
-        let first = partition_overflow(range.overflow, range.first_ordinal);
+        let first = range.overflow_at_or_after(range.first_ordinal);
         let mut overflow = range.overflow[first * format::OVERFLOW_ENTRY_LEN..]
             .chunks_exact(format::OVERFLOW_ENTRY_LEN);
         for i in 0..range.len() {
@@ -347,14 +354,41 @@ impl Index<IndexBytes> {
         let file = File::open(path).map_err(|e| with_path(OpenError::Io(e)))?;
         // SAFETY: forwarded to the caller, per this function's contract.
         let map = unsafe { IndexBytes::map(&file) }.map_err(|e| with_path(OpenError::Io(e)))?;
-        // Open reads the header and the whole 8 MB table: ask for all of it in one go rather
-        // than fault by fault (start-up time on a cold cache).
-        map.prefetch(0..format::RECORDS_OFFSET.min(map.as_ref().len()));
-        let index = Index::open(map).map_err(with_path)?;
-        // The records are read at random, one window per request: without this advice each page
-        // fault reads the device's whole readahead window (up to 8 MB) instead of one page.
-        // Advice only: a kernel that refuses it serves the same bytes, slower.
-        let _ = index.data.advise_random(format::RECORDS_OFFSET);
+        Index::open_mapped(map).map_err(with_path)
+    }
+
+    /// Builds the directory of the overflow table (the ordinal of every [`OVERFLOW_BLOCK`]-th
+    /// entry: 8 bytes per 4 KiB of table), after which finding a count above the inline maximum
+    /// reads one block of the table instead of the ~12 pages of a binary search over all of it:
+    /// every `/range` body holds a few such counts. Reads the whole overflow table once, in one
+    /// batch of I/O (37 MB for the full corpus); the server runs it in the background after it
+    /// loads an index. Does nothing the second time.
+    pub fn index_overflow(&self) {
+        self.overflow_blocks.get_or_init(|| {
+            let start = self.header.overflow_offset();
+            self.data.prefetch(start..self.data.as_ref().len());
+            self.overflow()
+                .chunks(OVERFLOW_BLOCK * format::OVERFLOW_ENTRY_LEN)
+                .filter(|block| block.len() >= format::OVERFLOW_ENTRY_LEN)
+                .map(|block| format::decode_overflow(&block[..format::OVERFLOW_ENTRY_LEN]).0)
+                .collect()
+        });
+    }
+
+    /// Runs the open-time checks of [`Index::open`] on a mapped file, and advises the kernel how
+    /// the mapping will be read. Every mapped index goes through here (the server maps its files
+    /// itself, to hold a lease on them).
+    pub fn open_mapped(map: IndexBytes) -> Result<Index<IndexBytes>, OpenError> {
+        // Open reads the header and the whole 8 MB offset table: ask for all of it in one go
+        // rather than fault by fault (start-up time on a cold cache). Not the tag table: it is
+        // read a page at a time by `/range` answers, and reading it here would delay the first.
+        map.prefetch(0..format::TAGS_OFFSET.min(map.as_ref().len()));
+        let index = Index::open(map)?;
+        // The tags and records are read at random, a tag and one window per request: without
+        // this advice each page fault reads the device's whole readahead window (up to 8 MB)
+        // instead of one page. (The offset table was copied into memory by `open`.) Advice
+        // only: a kernel that refuses it serves the same bytes, slower.
+        let _ = index.data.advise_random(format::TAGS_OFFSET);
         Ok(index)
     }
 }
@@ -380,15 +414,33 @@ fn interpolate(probe: &[u8], len: usize) -> Option<usize> {
     Some(guess.min(len - 1))
 }
 
-/// Index of the first overflow entry whose ordinal is `>= ordinal`.
-fn partition_overflow(overflow: &[u8], ordinal: u64) -> usize {
+/// Index of the first overflow entry whose ordinal is `>= ordinal`. With `blocks` (the ordinal
+/// of every [`OVERFLOW_BLOCK`]-th entry, see [`Index::index_overflow`]) the search reads one
+/// block of the table; without, it binary searches the whole table (~12 pages on a cold index
+/// of the full corpus). On a corrupt, unsorted table the answer is some in-bounds index; callers
+/// check the ordinal they find.
+fn partition_overflow(overflow: &[u8], ordinal: u64, blocks: Option<&[u64]>) -> usize {
     let n = overflow.len() / format::OVERFLOW_ENTRY_LEN;
+    let ordinal_at = |i: usize| {
+        let at = i * format::OVERFLOW_ENTRY_LEN;
+        format::decode_overflow(&overflow[at..at + format::OVERFLOW_ENTRY_LEN]).0
+    };
+    // Invariant: entries before `lo` are below `ordinal`, entries from `hi` on are not.
     let (mut lo, mut hi) = (0usize, n);
+    if let Some(blocks) = blocks {
+        // Blocks whose first entry is below `ordinal`: the answer is past the first entry of the
+        // last of them, and at most the first entry of the next.
+        let below = blocks.partition_point(|&first| first < ordinal);
+        if below > 0 {
+            lo = ((below - 1) * OVERFLOW_BLOCK + 1).min(n);
+            hi = (below * OVERFLOW_BLOCK).min(n).max(lo);
+        } else {
+            hi = 0;
+        }
+    }
     while lo < hi {
         let mid = lo + (hi - lo) / 2;
-        let at = mid * format::OVERFLOW_ENTRY_LEN;
-        let (o, _) = format::decode_overflow(&overflow[at..at + format::OVERFLOW_ENTRY_LEN]);
-        if o < ordinal {
+        if ordinal_at(mid) < ordinal {
             lo = mid + 1;
         } else {
             hi = mid;
@@ -396,6 +448,10 @@ fn partition_overflow(overflow: &[u8], ordinal: u64) -> usize {
     }
     lo
 }
+
+/// Overflow entries per block of [`Index::index_overflow`]'s directory: one 4 KiB page of them
+/// (a block spans at most two pages, as the table is not page aligned).
+pub const OVERFLOW_BLOCK: usize = 4096 / format::OVERFLOW_ENTRY_LEN;
 
 /// The sorted entries of one prefix, borrowed from the index.
 #[derive(Clone, Copy)]
@@ -410,6 +466,8 @@ pub struct Range<'a> {
     record_len: usize,
     /// Ordinal of the first record, to match overflow entries.
     first_ordinal: u64,
+    /// [`Index::overflow_blocks`], when built.
+    overflow_blocks: Option<&'a [u64]>,
     /// The whole overflow table; searched only when an escaped count is needed, so a lookup
     /// that finds an ordinary count never touches it.
     overflow: &'a [u8],
@@ -449,7 +507,7 @@ impl<'a> Range<'a> {
             return inline;
         }
         let ordinal = self.first_ordinal + i as u64;
-        let at = partition_overflow(self.overflow, ordinal) * format::OVERFLOW_ENTRY_LEN;
+        let at = self.overflow_at_or_after(ordinal) * format::OVERFLOW_ENTRY_LEN;
         match self.overflow.get(at..at + format::OVERFLOW_ENTRY_LEN) {
             Some(entry) if format::decode_overflow(entry).0 == ordinal => {
                 format::decode_overflow(entry).1
@@ -475,14 +533,17 @@ impl<'a> Range<'a> {
             .expect("output sized by the caller");
     }
 
+    /// Index of the first overflow entry whose ordinal is `>= ordinal`.
+    fn overflow_at_or_after(&self, ordinal: u64) -> usize {
+        partition_overflow(self.overflow, ordinal, self.overflow_blocks)
+    }
+
     /// Iterates the entries in ascending suffix order.
     pub fn iter(&self) -> RangeIter<'a> {
-        let first = partition_overflow(self.overflow, self.first_ordinal);
         RangeIter {
             range: *self,
             next: 0,
-            overflow: self.overflow[first * format::OVERFLOW_ENTRY_LEN..]
-                .chunks_exact(format::OVERFLOW_ENTRY_LEN),
+            overflow: None,
         }
     }
 }
@@ -502,8 +563,9 @@ pub struct RangeIter<'a> {
     range: Range<'a>,
     /// Index of the next entry.
     next: usize,
-    /// Overflow entries not yet consumed, in ordinal order.
-    overflow: std::slice::ChunksExact<'a, u8>,
+    /// Overflow entries not yet consumed, in ordinal order; found at the first escaped count,
+    /// so a range without one never reads the overflow table.
+    overflow: Option<std::slice::ChunksExact<'a, u8>>,
 }
 
 impl<'a> Iterator for RangeIter<'a> {
@@ -519,7 +581,13 @@ impl<'a> Iterator for RangeIter<'a> {
         let record = self.range.record(i);
         let mut count = format::record_inline_count(record);
         if count == format::COUNT_ESCAPE {
-            count = match self.overflow.next().map(format::decode_overflow) {
+            let range = self.range;
+            let overflow = self.overflow.get_or_insert_with(|| {
+                let first = range.overflow_at_or_after(range.first_ordinal + i as u64);
+                range.overflow[first * format::OVERFLOW_ENTRY_LEN..]
+                    .chunks_exact(format::OVERFLOW_ENTRY_LEN)
+            });
+            count = match overflow.next().map(format::decode_overflow) {
                 Some((ordinal, c)) if ordinal == self.range.first_ordinal + i as u64 => c,
                 _ => self.range.count_at(i),
             };
@@ -654,4 +722,100 @@ pub enum VerifyError {
         /// The tag computed from the records.
         computed: u64,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(ordinals: &[u64]) -> Vec<u8> {
+        ordinals
+            .iter()
+            .flat_map(|&o| format::encode_overflow(o, format::INLINE_COUNT_MAX + 1))
+            .collect()
+    }
+
+    /// What [`Index::index_overflow`] builds for a table of these ordinals.
+    fn blocks(ordinals: &[u64]) -> Vec<u64> {
+        ordinals.iter().step_by(OVERFLOW_BLOCK).copied().collect()
+    }
+
+    /// Checks both searches (whole table, and through the block directory) against a linear scan
+    /// at `probes`.
+    fn check(ordinals: &[u64], probes: impl Iterator<Item = u64>) {
+        let bytes = table(ordinals);
+        let blocks = blocks(ordinals);
+        for probe in probes {
+            let expected = ordinals.partition_point(|&o| o < probe);
+            assert_eq!(
+                partition_overflow(&bytes, probe, None),
+                expected,
+                "probe {probe}"
+            );
+            assert_eq!(
+                partition_overflow(&bytes, probe, Some(&blocks)),
+                expected,
+                "probe {probe}, with blocks"
+            );
+        }
+    }
+
+    /// Small tables: empty, one entry, runs at either end, sparse, and sizes around a block.
+    #[test]
+    fn partition_overflow_agrees_with_a_linear_scan() {
+        let record_count = 10_000u64;
+        let layouts: Vec<Vec<u64>> = vec![
+            vec![],
+            vec![0],
+            vec![record_count - 1],
+            (0..record_count).step_by(7).collect(),
+            (0..200).collect(),
+            (record_count - 200..record_count).collect(),
+            (0..record_count).step_by(997).collect(),
+            (0..OVERFLOW_BLOCK as u64).collect(),
+            (0..OVERFLOW_BLOCK as u64 + 1).collect(),
+            (4_000..4_050).chain(9_990..9_995).collect(),
+        ];
+        for ordinals in &layouts {
+            check(ordinals, (0..=record_count + 3).chain([u64::MAX]));
+        }
+    }
+
+    /// Large tables: an even spread with random gaps (as in a real index), and a dense run in an
+    /// otherwise sparse table.
+    #[test]
+    fn partition_overflow_agrees_with_a_linear_scan_on_large_tables() {
+        let record_count = 2_000_000u64;
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut random = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let spread: Vec<u64> = (0..record_count).filter(|_| random() % 700 == 0).collect();
+        let bunched: Vec<u64> = (0..record_count)
+            .filter(|&o| (1_500_000..1_510_000).contains(&o) || o % 50_000 == 0)
+            .collect();
+        for ordinals in [&spread, &bunched] {
+            let probes = ordinals
+                .iter()
+                .step_by(7)
+                .flat_map(|&o| [o.saturating_sub(1), o, o + 1])
+                .chain((0..record_count + 10).step_by(4_999));
+            check(ordinals, probes);
+        }
+    }
+
+    /// A corrupt, unsorted table still gives an in-bounds answer, with or without blocks.
+    #[test]
+    fn partition_overflow_stays_in_bounds_on_an_unsorted_table() {
+        let ordinals: Vec<u64> = (0..2_000u64).map(|i| (i * 7_919) % 2_003).collect();
+        let bytes = table(&ordinals);
+        let blocks = blocks(&ordinals);
+        for probe in [0, 2, 4, 8, 100, 1_999, 5_000, u64::MAX] {
+            assert!(partition_overflow(&bytes, probe, None) <= ordinals.len());
+            assert!(partition_overflow(&bytes, probe, Some(&blocks)) <= ordinals.len());
+        }
+    }
 }

@@ -314,3 +314,19 @@ fn a_wrong_prefix_tag_is_caught_by_verify_even_with_a_matching_checksum() {
     );
     assert!(err.to_string().contains("re-run `hibp-mirror import`"));
 }
+
+/// With the overflow directory built, every count (inline and escaped, several directory blocks
+/// of the latter) reads back exactly as without it.
+#[test]
+fn overflow_directory_gives_the_same_counts() {
+    // ~2 M entries, ~0.1% of them above the inline maximum: several directory blocks.
+    let synth = Synth::new(20, 11, 1, 2);
+    let index = Index::open(hibp_mirror::IndexBytes::from(built(&synth))).unwrap();
+    let escaped = index.header().overflow_count as usize;
+    assert!(
+        escaped > 3 * hibp_mirror::index::OVERFLOW_BLOCK,
+        "only {escaped} escaped counts"
+    );
+    index.index_overflow();
+    assert_matches(&index, &synth);
+}

@@ -202,8 +202,19 @@ class Server:
             self.proc.wait()
 
 
-def wrk(port, mode, threads, conns, seconds, script):
+def cached_bytes(index):
+    """Bytes of `index` in the page cache (util-linux fincore), or None without fincore."""
+    try:
+        out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(index)],
+                             capture_output=True, text=True, check=True).stdout
+        return int(out.split()[0])
+    except (OSError, subprocess.CalledProcessError, ValueError, IndexError):
+        return None
+
+
+def wrk(port, mode, threads, conns, seconds, script, index):
     drop_caches()
+    before = cached_bytes(index)
     out = run(
         ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "--latency",
          "-s", script, f"http://127.0.0.1:{port}"],
@@ -212,8 +223,12 @@ def wrk(port, mode, threads, conns, seconds, script):
     line = next(l for l in out.splitlines() if l.startswith("RESULT "))
     requests, _nbytes, duration_us, p50, p99, errors, timeouts = line.split()[1:]
     secs = int(duration_us) / 1e6
+    after = cached_bytes(index)
+    # Index bytes brought into the page cache per request: what the disk had to deliver. A
+    # readahead regression shows here first (e.g. 114 KB per /checkhash instead of one page).
+    read = (after - before) / max(int(requests), 1) if None not in (before, after) else None
     return {"rps": int(requests) / secs, "p50": float(p50), "p99": float(p99),
-            "errors": int(errors), "timeouts": int(timeouts)}
+            "errors": int(errors), "timeouts": int(timeouts), "read_per_request": read}
 
 
 def measure(args, binary, index, script, label, wrap=None):
@@ -223,9 +238,9 @@ def measure(args, binary, index, script, label, wrap=None):
     server = Server(binary, index, args.workers, args.serve_arg, wrap)
     try:
         startup = server.first_answer()
-        seq = wrk(server.port, "checkhash", 1, 1, args.seconds, script)
-        check = wrk(server.port, "checkhash", 2, 64, args.seconds, script)
-        rng = wrk(server.port, "range", 2, 64, args.seconds, script)
+        seq = wrk(server.port, "checkhash", 1, 1, args.seconds, script, index)
+        check = wrk(server.port, "checkhash", 2, 64, args.seconds, script, index)
+        rng = wrk(server.port, "range", 2, 64, args.seconds, script, index)
     finally:
         server.stop()
     log(f"{label}: done (load average {load:.1f} -> {os.getloadavg()[0]:.1f})")
@@ -261,7 +276,14 @@ def report(results, fio_figs, args):
         lambda r: f"{r['range']['rps']:,.0f} req/s ({r['range']['rps'] / b64['iops']:.3f}x fio), "
                   f"p99 {r['range']['p99']:.1f} ms" + errs(r["range"]),
         f">= 0.5x fio 64 KiB QD64 ({b64['iops']:,.0f} IOPS), p99 < 100 ms")
+    row("index bytes read per request (/checkhash, /range)",
+        lambda r: f"{kib(r['check']['read_per_request'])} / {kib(r['range']['read_per_request'])}",
+        "4 KiB / ~40 KiB (one page; one prefix's records)")
     print(json.dumps({"fio": fio_figs, "results": results}), file=sys.stderr)
+
+
+def kib(value):
+    return "n/a" if value is None else f"{value / 1024:.1f} KiB"
 
 
 def errs(fig):

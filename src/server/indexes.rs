@@ -313,7 +313,9 @@ impl IndexSet {
         };
         for slot in &set.slots {
             if let Some(source) = &slot.source {
-                slot.current.store(Some(Arc::new(load(slot.kind, source)?)));
+                let served = Arc::new(load(slot.kind, source)?);
+                index_overflow_in_background(&served);
+                slot.current.store(Some(served));
             }
         }
         Ok(set)
@@ -456,7 +458,9 @@ impl IndexSet {
                 if self.leases.load(Ordering::SeqCst) {
                     served.take_lease();
                 }
-                slot.current.store(Some(Arc::new(served)));
+                let served = Arc::new(served);
+                index_overflow_in_background(&served);
+                slot.current.store(Some(served));
                 *slot.refused.lock().expect("not poisoned") = None;
                 *slot.withdrawn.lock().expect("not poisoned") = None;
                 *slot.transient.lock().expect("not poisoned") = None;
@@ -569,7 +573,7 @@ fn load_file(kind: HashKind, path: &Path, id: FileId) -> Result<Served, LoadErro
     // (the writer waits until this mapping is dropped, see `IndexSet::check_in_place`), or, where
     // no lease can be had, the change is noticed on the next watch tick and the mapping dropped.
     let bytes = unsafe { IndexBytes::map(&file) }.map_err(io_err)?;
-    let index = Index::open(bytes).map_err(at_path)?;
+    let index = Index::open_mapped(bytes).map_err(at_path)?;
     if index.kind() != kind {
         return Err(LoadError::WrongKind {
             path: path.to_owned(),
@@ -583,6 +587,19 @@ fn load_file(kind: HashKind, path: &Path, id: FileId) -> Result<Served, LoadErro
         Some(id),
         Some(file),
     ))
+}
+
+/// Builds the index's overflow directory ([`Index::index_overflow`]) on a thread of its own:
+/// it reads the whole overflow table (37 MB for the full corpus), which must not delay the first
+/// answer. Until it is built, counts above the inline maximum are found by binary search.
+fn index_overflow_in_background(served: &Arc<Served>) {
+    let served = Arc::clone(served);
+    let spawned = std::thread::Builder::new()
+        .name("overflow-directory".into())
+        .spawn(move || served.index().index_overflow());
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the overflow directory thread; counts above 4,094 are found by binary search");
+    }
 }
 
 fn kind_name(kind: HashKind) -> &'static str {
