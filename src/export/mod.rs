@@ -203,7 +203,7 @@ fn by_count(ranked: &mut [Ranked]) {
 /// the top n of its own thread's run, so the threads' buffers, concatenated in run order (hash
 /// order), give the answer through one more [`keep_best`], ties included. Memory is at most 2n
 /// entries per thread, never O(index); each chunk's pages are released once scanned
-/// ([`release_chunk`]).
+/// ([`ScanPages`]).
 fn select_top(
     index: &Index<IndexBytes>,
     n: u64,
@@ -245,6 +245,7 @@ fn estimate_bar(index: &Index<IndexBytes>, n: usize) -> u32 {
     let hist = chunks
         .par_iter()
         .map(|&chunk| {
+            let _pages = ScanPages::chunk(index, chunk);
             let mut hist = vec![0u64; slots];
             for prefix in chunk_prefixes(chunk) {
                 for record in bytes[index.range_span(prefix)].chunks_exact(record_len) {
@@ -252,7 +253,6 @@ fn estimate_bar(index: &Index<IndexBytes>, n: usize) -> u32 {
                     hist[count.min(slots - 1)] += 1;
                 }
             }
-            release_chunk(index, chunk);
             hist
         })
         .reduce(
@@ -294,6 +294,7 @@ fn scan_top(index: &Index<IndexBytes>, n: usize, bar: u32, progress: &ProgressBa
             let mut best = Vec::with_capacity(cap.min(1 << 20));
             let mut bar = bar;
             for chunk in w * chunks / workers..(w + 1) * chunks / workers {
+                let _pages = ScanPages::chunk(index, chunk);
                 let mut scanned = 0u64;
                 for prefix in chunk_prefixes(chunk) {
                     let range = index.range(prefix);
@@ -321,7 +322,6 @@ fn scan_top(index: &Index<IndexBytes>, n: usize, bar: u32, progress: &ProgressBa
                         }
                     }
                 }
-                release_chunk(index, chunk);
                 progress.inc(scanned);
             }
             best
@@ -397,25 +397,42 @@ fn keep_best(entries: &mut Vec<Ranked>, n: usize) -> u32 {
     least
 }
 
-/// Gives back the pages of the records of prefix chunk `chunk` once a scan has read them (see
-/// [`IndexBytes::release`]): a scan of the whole index then holds about one chunk per thread
-/// in its resident set, not the index. Chunks are disjoint, so no other thread reads these
-/// pages; a page shared with a neighbouring chunk is left mapped.
-fn release_chunk(index: &Index<IndexBytes>, chunk: usize) {
-    let first = chunk * PREFIXES_PER_CHUNK;
-    release_prefixes(index, first..first + PREFIXES_PER_CHUNK);
+/// The records of a run of prefixes while a scan reads them. Created before the scan: asks for
+/// all of them in one batch of I/O ([`IndexBytes::prefetch`]), since indexes are advised for
+/// random access (serving) and a cold scan would otherwise read page by page. Dropped after it:
+/// gives their pages back ([`IndexBytes::release`]), so a scan of the whole index holds about one
+/// chunk per thread in its resident set, not the index. Runs are disjoint, so no other thread
+/// reads these pages; a page shared with a neighbouring run is left mapped.
+struct ScanPages<'a> {
+    index: &'a Index<IndexBytes>,
+    span: std::ops::Range<usize>,
 }
 
-/// [`release_chunk`] for any run of prefixes (a filter shard).
-fn release_prefixes(index: &Index<IndexBytes>, prefixes: std::ops::Range<usize>) {
-    if prefixes.is_empty() {
-        return;
+impl<'a> ScanPages<'a> {
+    /// The records of prefix chunk `chunk`.
+    fn chunk(index: &'a Index<IndexBytes>, chunk: usize) -> Self {
+        let first = chunk * PREFIXES_PER_CHUNK;
+        ScanPages::prefixes(index, first..first + PREFIXES_PER_CHUNK)
     }
-    let at = |p: usize| Prefix::new(p as u32).expect("prefix in range");
-    let span =
-        index.range_span(at(prefixes.start)).start..index.range_span(at(prefixes.end - 1)).end;
-    // Advice only: if it fails, the pages simply stay mapped.
-    let _ = index.data().release(span);
+
+    /// The records of prefixes `prefixes` (a filter shard's piece).
+    fn prefixes(index: &'a Index<IndexBytes>, prefixes: std::ops::Range<usize>) -> Self {
+        let at = |p: usize| Prefix::new(p as u32).expect("prefix in range");
+        let span = if prefixes.is_empty() {
+            0..0
+        } else {
+            index.range_span(at(prefixes.start)).start..index.range_span(at(prefixes.end - 1)).end
+        };
+        index.data().prefetch(span.clone());
+        ScanPages { index, span }
+    }
+}
+
+impl Drop for ScanPages<'_> {
+    fn drop(&mut self) {
+        // Advice only: if it fails, the pages simply stay mapped.
+        let _ = self.index.data().release(self.span.clone());
+    }
 }
 
 /// Number of hashes that pass `min_count` (a parallel scan of the counts).
@@ -426,6 +443,7 @@ pub fn count_selected(index: &Index<IndexBytes>, min_count: u32) -> u64 {
     (0..PREFIX_COUNT / PREFIXES_PER_CHUNK)
         .into_par_iter()
         .map(|chunk| {
+            let _pages = ScanPages::chunk(index, chunk);
             let n = chunk_prefixes(chunk)
                 .map(|p| {
                     index
@@ -435,7 +453,6 @@ pub fn count_selected(index: &Index<IndexBytes>, min_count: u32) -> u64 {
                         .count() as u64
                 })
                 .sum::<u64>();
-            release_chunk(index, chunk);
             n
         })
         .sum()
@@ -594,6 +611,7 @@ fn stream_dump(
     let mut w = BufWriter::with_capacity(1 << 20, file);
     stream_chunks(
         |chunk| {
+            let _pages = ScanPages::chunk(index, chunk);
             let mut text = Vec::new();
             let mut scanned = 0u64;
             let mut n = 0u64;
@@ -607,7 +625,6 @@ fn stream_dump(
                     }
                 }
             }
-            release_chunk(index, chunk);
             ((text, n), scanned)
         },
         |(text, n)| {
@@ -629,6 +646,7 @@ fn stream_blocks(
     let kind = index.kind();
     stream_chunks(
         |chunk| {
+            let _pages = ScanPages::chunk(index, chunk);
             let mut block = EncodedBlock::with_capacity(kind, 0);
             let mut scanned = 0u64;
             for prefix in chunk_prefixes(chunk) {
@@ -640,7 +658,6 @@ fn stream_blocks(
                     }
                 }
             }
-            release_chunk(index, chunk);
             (block, scanned)
         },
         &mut consume,
@@ -730,6 +747,7 @@ fn build_filter(
                 // once. Shards are disjoint prefix runs: no other thread reads these records.
                 let piece = prefixes_per_shard.min(PREFIXES_PER_CHUNK);
                 for first in (start..start + prefixes_per_shard).step_by(piece) {
+                    let _pages = ScanPages::prefixes(index, first..first + piece);
                     for p in first..first + piece {
                         let prefix = Prefix::new(p as u32).expect("in range");
                         for entry in index.range(prefix) {
@@ -738,7 +756,6 @@ fn build_filter(
                             }
                         }
                     }
-                    release_prefixes(index, first..first + piece);
                 }
                 Ok(keys)
             },
