@@ -415,10 +415,16 @@ pub fn decode_record_hash(prefix: u32, record: &[u8], out: &mut [u8]) {
 /// like [`record_key`] and estimates where a key sits in its prefix.
 #[inline]
 pub fn key_head(record: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&record[..8]);
-    bytes[0] &= 0x0F;
-    u64::from_be_bytes(bytes)
+    // One load and a byte swap; the mask drops the count's high nibble.
+    u64::from_be_bytes(record[..8].try_into().expect("8 bytes")) & (u64::MAX >> 4)
+}
+
+/// The stored hash bits of a record after the 60 of [`key_head`] (the count byte excluded).
+/// Records compare like [`record_key`] when compared by `(key_head, key_tail)`: the integer
+/// decides almost always, the tail only when the first 60 bits are equal.
+#[inline]
+pub fn key_tail(record: &[u8]) -> &[u8] {
+    &record[8..record.len() - 1]
 }
 
 /// Writes the upper-case hex suffix of a record (the hash after its 5-hex prefix) into `out`,
