@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use rayon::prelude::*;
 
 use crate::format;
-use crate::hash::{HashKind, Prefix, PREFIX_COUNT};
+use crate::hash::{HashKind, Prefix, PREFIX_COUNT, PREFIX_HEX_LEN};
 use crate::index::{Index, Range};
 
 /// The figures of a diff.
@@ -263,80 +263,231 @@ fn tasks<D: AsRef<[u8]> + Sync>(
     out
 }
 
+/// Independent merges run side by side over one prefix: each step of a merge waits for its
+/// own previous step (load, compare, advance), so interleaving several hides that latency.
+const STREAMS: usize = 4;
+
+/// Prefixes with fewer new records than this are merged as one stream.
+const SPLIT_MIN: usize = 64;
+
+/// One merge stream over `a[i..a_end]` and `b[j..b_end]` (absolute record indexes), writing its
+/// emitted indexes from `emit[k]` on.
+#[derive(Clone, Copy, Default)]
+struct Cursor {
+    i: usize,
+    a_end: usize,
+    j: usize,
+    b_end: usize,
+    k: usize,
+    matched: u64,
+    up: u64,
+    down: u64,
+}
+
+impl Cursor {
+    #[inline(always)]
+    fn active(&self) -> bool {
+        self.i < self.a_end && self.j < self.b_end
+    }
+
+    /// One merge step (the cursor must be active). The usual step (the first 60 key bits
+    /// differ) advances one side without a branch.
+    #[inline(always)]
+    fn step<const DUMP: bool>(&mut self, a: &Range<'_>, b: &Range<'_>, emit: &mut [usize]) {
+        let len = a.record_len();
+        let x = &a.records()[self.i * len..(self.i + 1) * len];
+        let y = &b.records()[self.j * len..(self.j + 1) * len];
+        let (hx, hy) = (format::key_head(x), format::key_head(y));
+        if hx != hy {
+            let take_new = usize::from(hy < hx);
+            if DUMP {
+                emit[self.k] = self.j;
+                self.k += take_new;
+            }
+            self.j += take_new;
+            self.i += 1 - take_new;
+            return;
+        }
+        self.step_equal_heads::<DUMP>(a, b, x, y, emit);
+    }
+
+    /// The rest of [`Cursor::step`], when the first 60 key bits are equal (the same hash, in
+    /// all but astronomically rare cases).
+    #[inline(never)]
+    fn step_equal_heads<const DUMP: bool>(
+        &mut self,
+        a: &Range<'_>,
+        b: &Range<'_>,
+        x: &[u8],
+        y: &[u8],
+        emit: &mut [usize],
+    ) {
+        match format::key_tail(x).cmp(format::key_tail(y)) {
+            Ordering::Less => self.i += 1,
+            Ordering::Greater => {
+                if DUMP {
+                    emit[self.k] = self.j;
+                    self.k += 1;
+                }
+                self.j += 1;
+            }
+            Ordering::Equal => {
+                self.matched += 1;
+                let (cx, cy) = (
+                    format::record_inline_count(x),
+                    format::record_inline_count(y),
+                );
+                let (cx, cy) = if cx == format::COUNT_ESCAPE || cy == format::COUNT_ESCAPE {
+                    (a.count_at(self.i), b.count_at(self.j))
+                } else {
+                    (cx, cy)
+                };
+                if cx != cy {
+                    if cx < cy {
+                        self.up += 1;
+                    } else {
+                        self.down += 1;
+                    }
+                    if DUMP {
+                        emit[self.k] = self.j;
+                        self.k += 1;
+                    }
+                }
+                self.i += 1;
+                self.j += 1;
+            }
+        }
+    }
+
+    /// Runs the stream to its end; with `DUMP`, emits the new records left over.
+    fn finish<const DUMP: bool>(&mut self, a: &Range<'_>, b: &Range<'_>, emit: &mut [usize]) {
+        while self.active() {
+            self.step::<DUMP>(a, b, emit);
+        }
+        if DUMP {
+            for j in self.j..self.b_end {
+                emit[self.k] = j;
+                self.k += 1;
+            }
+        }
+    }
+}
+
+/// Index of the first record of `a` whose key is not below the key of `record`: from the
+/// position the key interpolates to (hashes are uniform), galloping out to bracket it, then a
+/// binary search inside the bracket (a few nearby records instead of a search of the prefix).
+fn partition(a: &Range<'_>, record: &[u8]) -> usize {
+    let len = a.record_len();
+    let n = a.len();
+    let key = (format::key_head(record), format::key_tail(record));
+    let below = |i: usize| {
+        let x = &a.records()[i * len..(i + 1) * len];
+        (format::key_head(x), format::key_tail(x)) < key
+    };
+    // Every record before `lo` is below the key; none from `hi` on is.
+    let guess = ((u128::from(key.0) * n as u128) >> 60) as usize;
+    let (mut lo, mut hi);
+    if guess < n && below(guess) {
+        lo = guess + 1;
+        let mut step = 1;
+        loop {
+            let probe = lo + step - 1;
+            if probe >= n {
+                hi = n;
+                break;
+            }
+            if !below(probe) {
+                hi = probe;
+                break;
+            }
+            lo = probe + 1;
+            step *= 2;
+        }
+    } else {
+        hi = guess.min(n);
+        let mut step = 1;
+        loop {
+            if hi < step {
+                lo = 0;
+                break;
+            }
+            let probe = hi - step;
+            if below(probe) {
+                lo = probe + 1;
+                break;
+            }
+            hi = probe;
+            step *= 2;
+        }
+    }
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
 /// Merges one prefix of both indexes (`a` old, `b` new), adding to `summary`. With `DUMP`,
 /// writes to `emit` the indexes in `b` of the added and recounted records, in order, and
 /// returns how many (`emit` must hold `b.len() + 1`); without, `emit` is not touched.
 ///
 /// Records are compared as stored: the first 60 key bits as one integer, and the rest of the
-/// key only when those are equal. The usual step (keys differ) advances one side without a
-/// branch, so a merge of two unrelated prefixes costs no branch mispredictions.
+/// key only when those are equal. A large prefix is cut at [`STREAMS`] keys of `b` into
+/// independent merges that advance in turn.
 fn merge<const DUMP: bool>(
     a: &Range<'_>,
     b: &Range<'_>,
     summary: &mut DiffSummary,
     emit: &mut [usize],
 ) -> usize {
-    let len = a.record_len();
-    let (ra, rb) = (a.records(), b.records());
     let (na, nb) = (a.len(), b.len());
-    let (mut i, mut j, mut k) = (0usize, 0usize, 0usize);
-    let (mut matched, mut up, mut down) = (0u64, 0u64, 0u64);
-    while i < na && j < nb {
-        let x = &ra[i * len..(i + 1) * len];
-        let y = &rb[j * len..(j + 1) * len];
-        let (hx, hy) = (format::key_head(x), format::key_head(y));
-        let order = if hx != hy {
-            let take_new = usize::from(hy < hx);
-            if DUMP {
-                emit[k] = j;
-                k += take_new;
-            }
-            j += take_new;
-            i += 1 - take_new;
-            continue;
+    let streams = if nb >= SPLIT_MIN && na >= SPLIT_MIN {
+        STREAMS
+    } else {
+        1
+    };
+    let mut cursors = [Cursor::default(); STREAMS];
+    let len = b.record_len();
+    let mut previous = Cursor::default();
+    for (s, cursor) in cursors.iter_mut().enumerate().take(streams) {
+        let b_end = nb * (s + 1) / streams;
+        let a_end = if s + 1 == streams {
+            na
         } else {
-            format::key_tail(x).cmp(format::key_tail(y))
+            partition(a, &b.records()[b_end * len..(b_end + 1) * len])
         };
-        match order {
-            Ordering::Less => i += 1,
-            Ordering::Greater => {
-                if DUMP {
-                    emit[k] = j;
-                    k += 1;
-                }
-                j += 1;
-            }
-            Ordering::Equal => {
-                matched += 1;
-                let (cx, cy) = (
-                    format::record_inline_count(x),
-                    format::record_inline_count(y),
-                );
-                let (cx, cy) = if cx == format::COUNT_ESCAPE || cy == format::COUNT_ESCAPE {
-                    (a.count_at(i), b.count_at(j))
-                } else {
-                    (cx, cy)
-                };
-                if cx != cy {
-                    if cx < cy {
-                        up += 1;
-                    } else {
-                        down += 1;
-                    }
-                    if DUMP {
-                        emit[k] = j;
-                        k += 1;
-                    }
-                }
-                i += 1;
-                j += 1;
+        *cursor = Cursor {
+            i: previous.a_end,
+            a_end,
+            j: previous.b_end,
+            b_end,
+            // A stream emits at most its own share of `b`: its slice of `emit` starts there.
+            k: previous.b_end,
+            ..Cursor::default()
+        };
+        previous = *cursor;
+    }
+    if streams == STREAMS {
+        while cursors.iter().all(Cursor::active) {
+            for cursor in cursors.iter_mut() {
+                cursor.step::<DUMP>(a, b, emit);
             }
         }
     }
-    if DUMP {
-        for rest in j..nb {
-            emit[k] = rest;
-            k += 1;
+    let (mut matched, mut up, mut down, mut k) = (0u64, 0u64, 0u64, 0usize);
+    for (s, cursor) in cursors.iter_mut().enumerate().take(streams) {
+        cursor.finish::<DUMP>(a, b, emit);
+        matched += cursor.matched;
+        up += cursor.up;
+        down += cursor.down;
+        if DUMP {
+            let start = nb * s / streams;
+            emit.copy_within(start..cursor.k, k);
+            k += cursor.k - start;
         }
     }
     let removed = na as u64 - matched;
@@ -389,21 +540,19 @@ fn render_kind<const SUFFIX: usize>(
     debug_assert_eq!(SUFFIX, b.kind().suffix_hex_len());
     let stride = b.hex_stride();
     let head = prefix.to_hex();
-    let line_max = head.len() + SUFFIX + ":4294967295\n".len();
+    let line_max = PREFIX_HEX_LEN + SUFFIX + ":4294967295\n".len();
     if text.len() < *used + emit.len() * line_max {
         text.resize(*used + emit.len() * line_max, 0);
     }
     let mut at = *used;
-    let mut line = |hex: &[u8], j: usize| {
-        let out = &mut text[at..at + line_max];
-        out[..head.len()].copy_from_slice(&head);
-        let suffix = &hex[format::RECORD_HEX_SUFFIX_AT..format::RECORD_HEX_SUFFIX_AT + SUFFIX];
-        out[head.len()..head.len() + SUFFIX].copy_from_slice(suffix);
-        out[head.len() + SUFFIX] = b':';
-        let count = b.count_at(j);
-        let n = write_decimal(&mut out[head.len() + SUFFIX + 1..], count);
-        out[head.len() + SUFFIX + 1 + n] = b'\n';
-        at += head.len() + SUFFIX + n + 2;
+    let len = b.record_len();
+    let count = |j: usize| {
+        let inline = format::record_inline_count(&b.records()[j * len..(j + 1) * len]);
+        if inline == format::COUNT_ESCAPE {
+            b.count_at(j)
+        } else {
+            inline
+        }
     };
     if emit.len() * 4 >= b.len() {
         if hex.len() < b.len() * stride {
@@ -411,17 +560,37 @@ fn render_kind<const SUFFIX: usize>(
         }
         b.hex_batch(0, b.len(), hex);
         for &j in emit {
-            line(&hex[j * stride..(j + 1) * stride], j);
+            let record_hex = &hex[j * stride..(j + 1) * stride];
+            at += put_line::<SUFFIX>(&mut text[at..], &head, record_hex, count(j));
         }
     } else {
         let mut one = [0u8; 2 * format::MAX_RECORD_LEN];
         let one = &mut one[..stride];
         for &j in emit {
             b.hex_batch(j, j + 1, one);
-            line(one, j);
+            at += put_line::<SUFFIX>(&mut text[at..], &head, one, count(j));
         }
     }
     *used = at;
+}
+
+/// Writes `HASH:COUNT\n` at the start of `out` from the prefix's hex and the record's hex
+/// (`format::RECORD_HEX_SUFFIX_AT` on) and returns its length. `out` holds the longest line.
+#[inline(always)]
+fn put_line<const SUFFIX: usize>(
+    out: &mut [u8],
+    head: &[u8; PREFIX_HEX_LEN],
+    record_hex: &[u8],
+    count: u32,
+) -> usize {
+    let out = &mut out[..PREFIX_HEX_LEN + SUFFIX + 12];
+    out[..PREFIX_HEX_LEN].copy_from_slice(head);
+    let suffix = &record_hex[format::RECORD_HEX_SUFFIX_AT..format::RECORD_HEX_SUFFIX_AT + SUFFIX];
+    out[PREFIX_HEX_LEN..PREFIX_HEX_LEN + SUFFIX].copy_from_slice(suffix);
+    out[PREFIX_HEX_LEN + SUFFIX] = b':';
+    let digits = write_decimal(&mut out[PREFIX_HEX_LEN + SUFFIX + 1..], count);
+    out[PREFIX_HEX_LEN + SUFFIX + 1 + digits] = b'\n';
+    PREFIX_HEX_LEN + SUFFIX + digits + 2
 }
 
 /// Two decimal digits of every number below 100.
@@ -437,7 +606,7 @@ const DIGIT_PAIRS: [u8; 200] = {
 };
 
 /// Writes `n` in decimal at the start of `out` (at least 10 bytes) and returns the digit count.
-#[inline]
+#[inline(always)]
 fn write_decimal(out: &mut [u8], mut n: u32) -> usize {
     let len = match n {
         0..=9 => 1,
@@ -664,6 +833,25 @@ mod tests {
                             text.lines().count(),
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn partition_finds_the_first_record_not_below_a_key() {
+        for kind in [HashKind::Sha1, HashKind::Ntlm] {
+            let (old, new) = pair(kind, 7);
+            for prefix in Prefix::all() {
+                let (a, b) = (old.range(prefix), new.range(prefix));
+                let len = b.record_len();
+                let key = |r: &[u8]| (format::key_head(r), format::key_tail(r).to_vec());
+                for j in 0..b.len() {
+                    let y = &b.records()[j * len..(j + 1) * len];
+                    let expected = (0..a.len())
+                        .find(|&i| key(&a.records()[i * len..(i + 1) * len]) >= key(y))
+                        .unwrap_or(a.len());
+                    assert_eq!(partition(&a, y), expected, "{kind} {prefix:?} {j}");
                 }
             }
         }
