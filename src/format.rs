@@ -520,23 +520,56 @@ impl TagHasher {
         mut count: impl FnMut(&[u8]) -> u32,
     ) {
         match record_len {
-            SHA1_RECORD_LEN => {
-                for record in records.chunks_exact(SHA1_RECORD_LEN) {
-                    let c = count(record);
-                    self.push_sized::<SHA1_RECORD_LEN>(prefix, record, c);
-                }
-            }
-            NTLM_RECORD_LEN => {
-                for record in records.chunks_exact(NTLM_RECORD_LEN) {
-                    let c = count(record);
-                    self.push_sized::<NTLM_RECORD_LEN>(prefix, record, c);
-                }
-            }
+            SHA1_RECORD_LEN => self.push_run::<SHA1_RECORD_LEN>(prefix, records, count),
+            NTLM_RECORD_LEN => self.push_run::<NTLM_RECORD_LEN>(prefix, records, count),
             _ => {
                 for record in records.chunks_exact(record_len) {
                     let c = count(record);
                     self.push_any(prefix, record, c);
                 }
+            }
+        }
+    }
+
+    /// [`TagHasher::push_records`] for records of `RECORD_LEN` bytes: as many records as the
+    /// staging buffer has room for at a time, each staged with constant-length copies and no
+    /// room check of its own.
+    #[inline(always)]
+    fn push_run<const RECORD_LEN: usize>(
+        &mut self,
+        prefix: u32,
+        mut records: &[u8],
+        mut count: impl FnMut(&[u8]) -> u32,
+    ) {
+        let entry_len = RECORD_LEN + 5;
+        let head = [
+            (prefix >> 12) as u8,
+            (prefix >> 4) as u8,
+            ((prefix & 0xF) as u8) << 4,
+        ];
+        while !records.is_empty() {
+            if self.used + entry_len > TAG_BUF_LEN {
+                self.flush();
+            }
+            let room = (TAG_BUF_LEN - self.used) / entry_len;
+            let take = room.min(records.len() / RECORD_LEN);
+            let (now, rest) = records.split_at(take * RECORD_LEN);
+            let out = &mut self.buf[self.used..self.used + take * entry_len];
+            for (out, record) in out
+                .chunks_exact_mut(entry_len)
+                .zip(now.chunks_exact(RECORD_LEN))
+            {
+                let c = count(record);
+                out[0] = head[0];
+                out[1] = head[1];
+                out[2] = head[2] | (record[0] & 0x0F);
+                out[3..RECORD_LEN + 1].copy_from_slice(&record[1..RECORD_LEN - 1]);
+                out[RECORD_LEN + 1..].copy_from_slice(&c.to_le_bytes());
+            }
+            self.used += take * entry_len;
+            records = rest;
+            if take == 0 {
+                break; // a trailing partial record (never in an index): ignored, as chunks_exact does
             }
         }
     }
