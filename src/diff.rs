@@ -3,19 +3,15 @@
 //! [`Index::prefix_tag`]). Nothing is loaded whole: the indexes are read in place (mapped), and
 //! only the prefixes that changed are walked.
 
+use std::cmp::Ordering;
 use std::io::{self, Write};
+use std::sync::mpsc;
 
 use rayon::prelude::*;
 
 use crate::format;
-use crate::hash::{HashKind, Prefix, MAX_HASH_LEN, PREFIX_COUNT};
-use crate::index::{Entry, Index};
-
-/// Prefixes compared by one rayon task.
-const PREFIXES_PER_TASK: usize = 1024;
-
-/// Tasks whose dump output is held in memory at once before being written in order.
-const TASKS_PER_BATCH: usize = 64;
+use crate::hash::{HashKind, Prefix, PREFIX_COUNT, PREFIX_HEX_LEN};
+use crate::index::{Index, Range};
 
 /// The figures of a diff.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,16 +66,12 @@ pub enum DiffError {
     },
 }
 
-/// One difference, as the merge finds it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    /// A hash only in the new index, with its count.
-    Added(u32),
-    /// A hash only in the old index, with its old count.
-    Removed(u32),
-    /// A hash in both with another count: `(old, new)`.
-    Count(u32, u32),
-}
+/// Records (old plus new) one rayon task aims to merge: enough to amortise the task, small
+/// enough that a dump task's text (about 50 bytes per new record) stays a few MB.
+const TASK_RECORDS: u64 = 1 << 17;
+
+/// Most prefixes one task covers (the tag compare of an unchanged prefix costs a few ns).
+const TASK_PREFIXES_MAX: usize = 4096;
 
 /// Compares `old` with `new` and returns the figures (in parallel over prefixes).
 pub fn diff<D: AsRef<[u8]> + Sync>(
@@ -87,13 +79,20 @@ pub fn diff<D: AsRef<[u8]> + Sync>(
     new: &Index<D>,
 ) -> Result<DiffSummary, DiffError> {
     check_kinds(old, new)?;
-    let changes = (0..PREFIX_COUNT / PREFIXES_PER_TASK)
+    let changes = tasks(old, new, TASK_RECORDS)
         .into_par_iter()
         .map(|task| {
             let mut summary = DiffSummary::default();
-            for p in task * PREFIXES_PER_TASK..(task + 1) * PREFIXES_PER_TASK {
+            for p in task {
                 let prefix = Prefix::new(p as u32).expect("in range");
-                diff_prefix(old, new, prefix, &mut summary, |_, _| {});
+                if old.prefix_tag(prefix) != new.prefix_tag(prefix) {
+                    merge::<false>(
+                        &old.range(prefix),
+                        &new.range(prefix),
+                        &mut summary,
+                        &mut [],
+                    );
+                }
             }
             summary
         })
@@ -104,48 +103,65 @@ pub fn diff<D: AsRef<[u8]> + Sync>(
 /// Compares `old` with `new` and writes every added or changed record of the new index as
 /// `HASH:COUNT` (upper-case hex, new count, LF), in hash order. Removed hashes are counted in the
 /// summary, not written.
+///
+/// Tasks of whole prefixes render their text in parallel (rayon) on a producer thread, a batch
+/// at a time; this thread writes the batches in prefix order while the next one is rendered.
 pub fn write_dump<D: AsRef<[u8]> + Sync>(
     old: &Index<D>,
     new: &Index<D>,
     out: &mut impl Write,
 ) -> Result<DiffSummary, DumpError> {
+    write_dump_tasks(old, new, out, TASK_RECORDS)
+}
+
+/// [`write_dump`] with tasks of about `task_records` records (tests use tiny tasks to cross many
+/// task and batch boundaries).
+fn write_dump_tasks<D: AsRef<[u8]> + Sync>(
+    old: &Index<D>,
+    new: &Index<D>,
+    out: &mut impl Write,
+    task_records: u64,
+) -> Result<DiffSummary, DumpError> {
     check_kinds(old, new)?;
-    let kind = new.kind();
-    let tasks: Vec<usize> = (0..PREFIX_COUNT / PREFIXES_PER_TASK).collect();
+    let tasks = tasks(old, new, task_records);
+    let batch_len = (4 * rayon::current_num_threads()).max(4);
     let mut total = totals(old, new);
-    for batch in tasks.chunks(TASKS_PER_BATCH) {
-        let parts: Vec<(DiffSummary, Vec<u8>)> = batch
-            .par_iter()
-            .map(|&task| {
-                let mut summary = DiffSummary::default();
-                let mut text = Vec::new();
-                let mut hash = [0u8; MAX_HASH_LEN];
-                let hash = &mut hash[..kind.byte_len()];
-                let mut hex = [0u8; 2 * MAX_HASH_LEN];
-                let hex = &mut hex[..kind.hex_len()];
-                for p in task * PREFIXES_PER_TASK..(task + 1) * PREFIXES_PER_TASK {
-                    let prefix = Prefix::new(p as u32).expect("in range");
-                    diff_prefix(old, new, prefix, &mut summary, |entry, change| {
-                        let count = match change {
-                            Change::Added(count) | Change::Count(_, count) => count,
-                            Change::Removed(_) => return,
-                        };
-                        format::decode_record_hash(prefix.value(), entry.record(), hash);
-                        const_hex::encode_to_slice_upper(&*hash, hex).expect("sized for kind");
-                        text.extend_from_slice(hex);
-                        text.push(b':');
-                        text.extend_from_slice(itoa::Buffer::new().format(count).as_bytes());
-                        text.push(b'\n');
-                    });
+    std::thread::scope(|scope| -> Result<(), DumpError> {
+        // At most one rendered batch waits while the next is rendered: memory stays at about
+        // three batches of text, whatever the size of the indexes.
+        let (done_tx, done_rx) = mpsc::sync_channel::<Vec<(DiffSummary, Scratch)>>(1);
+        let (free_tx, free_rx) = mpsc::channel::<Scratch>();
+        let tasks = &tasks;
+        scope.spawn(move || {
+            for batch in tasks.chunks(batch_len) {
+                // Buffers come back from the writer: no fresh pages (and page faults) per task.
+                let scratch: Vec<Scratch> = batch
+                    .iter()
+                    .map(|_| free_rx.try_recv().unwrap_or_default())
+                    .collect();
+                let parts: Vec<(DiffSummary, Scratch)> = batch
+                    .par_iter()
+                    .zip(scratch)
+                    .map(|(task, mut scratch)| {
+                        let summary = dump_task(old, new, task.clone(), &mut scratch);
+                        (summary, scratch)
+                    })
+                    .collect();
+                if done_tx.send(parts).is_err() {
+                    return; // the writer stopped on an error
                 }
-                (summary, text)
-            })
-            .collect();
-        for (summary, text) in parts {
-            out.write_all(&text)?;
-            total = total.add(summary);
+            }
+        });
+        for parts in done_rx {
+            for (summary, mut scratch) in parts {
+                out.write_all(&scratch.text[..scratch.used])?;
+                total = total.add(summary);
+                scratch.used = 0;
+                let _ = free_tx.send(scratch);
+            }
         }
-    }
+        Ok(())
+    })?;
     out.flush()?;
     Ok(total)
 }
@@ -179,62 +195,446 @@ fn totals<D: AsRef<[u8]> + Sync>(old: &Index<D>, new: &Index<D>) -> DiffSummary 
     }
 }
 
-/// Merges one prefix of both indexes, adding to `summary` and calling `visit` with the entry
-/// (the new one, or the old one for a removal) and the change, in hash order. Prefixes with equal
-/// tags are skipped without reading a record.
-fn diff_prefix<'a, D: AsRef<[u8]> + Sync>(
-    old: &'a Index<D>,
-    new: &'a Index<D>,
-    prefix: Prefix,
-    summary: &mut DiffSummary,
-    mut visit: impl FnMut(Entry<'a>, Change),
-) {
-    if old.prefix_tag(prefix) == new.prefix_tag(prefix) {
-        return;
+/// Per-task buffers of a dump, reused across tasks.
+#[derive(Default)]
+struct Scratch {
+    /// The task's `HASH:COUNT` lines are `text[..used]`; the rest is room kept from earlier
+    /// tasks.
+    text: Vec<u8>,
+    /// Bytes of `text` in use.
+    used: usize,
+    /// Upper-case hex of the records of one prefix of the new index.
+    hex: Vec<u8>,
+    /// Indexes (in the new prefix) of the records to write, in order.
+    emit: Vec<usize>,
+}
+
+/// Compares and renders the prefixes `task` into `scratch.text`.
+fn dump_task<D: AsRef<[u8]> + Sync>(
+    old: &Index<D>,
+    new: &Index<D>,
+    task: std::ops::Range<usize>,
+    scratch: &mut Scratch,
+) -> DiffSummary {
+    let mut summary = DiffSummary::default();
+    for p in task {
+        let prefix = Prefix::new(p as u32).expect("in range");
+        if old.prefix_tag(prefix) == new.prefix_tag(prefix) {
+            continue;
+        }
+        let b = new.range(prefix);
+        if scratch.emit.len() < b.len() + 1 {
+            scratch.emit.resize(b.len() + 1, 0);
+        }
+        let n = merge::<true>(&old.range(prefix), &b, &mut summary, &mut scratch.emit);
+        render(
+            prefix,
+            &b,
+            &scratch.emit[..n],
+            &mut scratch.hex,
+            &mut scratch.text,
+            &mut scratch.used,
+        );
     }
-    let before = *summary;
-    let mut a = old.range(prefix).iter().peekable();
-    let mut b = new.range(prefix).iter().peekable();
-    loop {
-        let order = match (a.peek(), b.peek()) {
-            (None, None) => break,
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            // The first 60 bits decide almost every comparison with one integer compare.
-            (Some(x), Some(y)) => format::key_head(x.record())
-                .cmp(&format::key_head(y.record()))
-                .then_with(|| format::record_key(x.record()).cmp(&format::record_key(y.record()))),
-        };
-        match order {
-            std::cmp::Ordering::Less => {
-                let x = a.next().expect("peeked");
-                summary.hashes_removed += 1;
-                visit(x, Change::Removed(x.count()));
+    summary
+}
+
+/// Splits the prefix space into runs of whole prefixes of about `task_records` records (old
+/// plus new) each, at most [`TASK_PREFIXES_MAX`] prefixes long. Reads only the prefix tables.
+fn tasks<D: AsRef<[u8]> + Sync>(
+    old: &Index<D>,
+    new: &Index<D>,
+    task_records: u64,
+) -> Vec<std::ops::Range<usize>> {
+    let records = |p: usize, q: usize| {
+        old.records_before(q) - old.records_before(p) + new.records_before(q)
+            - new.records_before(p)
+    };
+    let mut out = Vec::new();
+    let mut p = 0;
+    while p < PREFIX_COUNT {
+        let mut end = (p + TASK_PREFIXES_MAX).min(PREFIX_COUNT);
+        while end > p + 1 && records(p, end) > task_records {
+            end = p + (end - p) / 2;
+        }
+        out.push(p..end);
+        p = end;
+    }
+    out
+}
+
+/// Independent merges run side by side over one prefix: each step of a merge waits for its
+/// own previous step (load, compare, advance), so interleaving several hides that latency.
+const STREAMS: usize = 4;
+
+/// Prefixes with fewer new records than this are merged as one stream.
+const SPLIT_MIN: usize = 64;
+
+/// One merge stream over `a[i..a_end]` and `b[j..b_end]` (absolute record indexes), writing its
+/// emitted indexes from `emit[k]` on.
+#[derive(Clone, Copy, Default)]
+struct Cursor {
+    i: usize,
+    a_end: usize,
+    j: usize,
+    b_end: usize,
+    k: usize,
+    matched: u64,
+    up: u64,
+    down: u64,
+}
+
+impl Cursor {
+    #[inline(always)]
+    fn active(&self) -> bool {
+        self.i < self.a_end && self.j < self.b_end
+    }
+
+    /// One merge step (the cursor must be active). The usual step (the first 60 key bits
+    /// differ) advances one side without a branch.
+    #[inline(always)]
+    fn step<const DUMP: bool>(&mut self, a: &Range<'_>, b: &Range<'_>, emit: &mut [usize]) {
+        let len = a.record_len();
+        let x = &a.records()[self.i * len..(self.i + 1) * len];
+        let y = &b.records()[self.j * len..(self.j + 1) * len];
+        let (hx, hy) = (format::key_head(x), format::key_head(y));
+        if hx != hy {
+            let take_new = usize::from(hy < hx);
+            if DUMP {
+                emit[self.k] = self.j;
+                self.k += take_new;
             }
-            std::cmp::Ordering::Greater => {
-                let y = b.next().expect("peeked");
-                summary.hashes_added += 1;
-                visit(y, Change::Added(y.count()));
+            self.j += take_new;
+            self.i += 1 - take_new;
+            return;
+        }
+        self.step_equal_heads::<DUMP>(a, b, x, y, emit);
+    }
+
+    /// The rest of [`Cursor::step`], when the first 60 key bits are equal (the same hash, in
+    /// all but astronomically rare cases).
+    #[inline(never)]
+    fn step_equal_heads<const DUMP: bool>(
+        &mut self,
+        a: &Range<'_>,
+        b: &Range<'_>,
+        x: &[u8],
+        y: &[u8],
+        emit: &mut [usize],
+    ) {
+        match format::key_tail(x).cmp(format::key_tail(y)) {
+            Ordering::Less => self.i += 1,
+            Ordering::Greater => {
+                if DUMP {
+                    emit[self.k] = self.j;
+                    self.k += 1;
+                }
+                self.j += 1;
             }
-            std::cmp::Ordering::Equal => {
-                let (x, y) = (a.next().expect("peeked"), b.next().expect("peeked"));
-                match x.count().cmp(&y.count()) {
-                    std::cmp::Ordering::Equal => {}
-                    std::cmp::Ordering::Less => {
-                        summary.counts_up += 1;
-                        visit(y, Change::Count(x.count(), y.count()));
+            Ordering::Equal => {
+                self.matched += 1;
+                let (cx, cy) = (
+                    format::record_inline_count(x),
+                    format::record_inline_count(y),
+                );
+                let (cx, cy) = if cx == format::COUNT_ESCAPE || cy == format::COUNT_ESCAPE {
+                    (a.count_at(self.i), b.count_at(self.j))
+                } else {
+                    (cx, cy)
+                };
+                if cx != cy {
+                    if cx < cy {
+                        self.up += 1;
+                    } else {
+                        self.down += 1;
                     }
-                    std::cmp::Ordering::Greater => {
-                        summary.counts_down += 1;
-                        visit(y, Change::Count(x.count(), y.count()));
+                    if DUMP {
+                        emit[self.k] = self.j;
+                        self.k += 1;
                     }
                 }
+                self.i += 1;
+                self.j += 1;
             }
         }
     }
-    if *summary != before {
+
+    /// Runs the stream to its end; with `DUMP`, emits the new records left over.
+    fn finish<const DUMP: bool>(&mut self, a: &Range<'_>, b: &Range<'_>, emit: &mut [usize]) {
+        while self.active() {
+            self.step::<DUMP>(a, b, emit);
+        }
+        if DUMP {
+            for j in self.j..self.b_end {
+                emit[self.k] = j;
+                self.k += 1;
+            }
+        }
+    }
+}
+
+/// Index of the first record of `a` whose key is not below the key of `record`: from the
+/// position the key interpolates to (hashes are uniform), galloping out to bracket it, then a
+/// binary search inside the bracket (a few nearby records instead of a search of the prefix).
+fn partition(a: &Range<'_>, record: &[u8]) -> usize {
+    let len = a.record_len();
+    let n = a.len();
+    let key = (format::key_head(record), format::key_tail(record));
+    let below = |i: usize| {
+        let x = &a.records()[i * len..(i + 1) * len];
+        (format::key_head(x), format::key_tail(x)) < key
+    };
+    // Every record before `lo` is below the key; none from `hi` on is.
+    let guess = ((u128::from(key.0) * n as u128) >> 60) as usize;
+    let (mut lo, mut hi);
+    if guess < n && below(guess) {
+        lo = guess + 1;
+        let mut step = 1;
+        loop {
+            let probe = lo + step - 1;
+            if probe >= n {
+                hi = n;
+                break;
+            }
+            if !below(probe) {
+                hi = probe;
+                break;
+            }
+            lo = probe + 1;
+            step *= 2;
+        }
+    } else {
+        hi = guess.min(n);
+        let mut step = 1;
+        loop {
+            if hi < step {
+                lo = 0;
+                break;
+            }
+            let probe = hi - step;
+            if below(probe) {
+                lo = probe + 1;
+                break;
+            }
+            hi = probe;
+            step *= 2;
+        }
+    }
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if below(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
+}
+
+/// Merges one prefix of both indexes (`a` old, `b` new), adding to `summary`. With `DUMP`,
+/// writes to `emit` the indexes in `b` of the added and recounted records, in order, and
+/// returns how many (`emit` must hold `b.len() + 1`); without, `emit` is not touched.
+///
+/// Records are compared as stored: the first 60 key bits as one integer, and the rest of the
+/// key only when those are equal. A large prefix is cut at [`STREAMS`] keys of `b` into
+/// independent merges that advance in turn.
+fn merge<const DUMP: bool>(
+    a: &Range<'_>,
+    b: &Range<'_>,
+    summary: &mut DiffSummary,
+    emit: &mut [usize],
+) -> usize {
+    let (na, nb) = (a.len(), b.len());
+    let streams = if nb >= SPLIT_MIN && na >= SPLIT_MIN {
+        STREAMS
+    } else {
+        1
+    };
+    let mut cursors = [Cursor::default(); STREAMS];
+    let len = b.record_len();
+    let mut previous = Cursor::default();
+    for (s, cursor) in cursors.iter_mut().enumerate().take(streams) {
+        let b_end = nb * (s + 1) / streams;
+        let a_end = if s + 1 == streams {
+            na
+        } else {
+            partition(a, &b.records()[b_end * len..(b_end + 1) * len])
+        };
+        *cursor = Cursor {
+            i: previous.a_end,
+            a_end,
+            j: previous.b_end,
+            b_end,
+            // A stream emits at most its own share of `b`: its slice of `emit` starts there.
+            k: previous.b_end,
+            ..Cursor::default()
+        };
+        previous = *cursor;
+    }
+    if streams == STREAMS {
+        while cursors.iter().all(Cursor::active) {
+            for cursor in cursors.iter_mut() {
+                cursor.step::<DUMP>(a, b, emit);
+            }
+        }
+    }
+    let (mut matched, mut up, mut down, mut k) = (0u64, 0u64, 0u64, 0usize);
+    for (s, cursor) in cursors.iter_mut().enumerate().take(streams) {
+        cursor.finish::<DUMP>(a, b, emit);
+        matched += cursor.matched;
+        up += cursor.up;
+        down += cursor.down;
+        if DUMP {
+            let start = nb * s / streams;
+            emit.copy_within(start..cursor.k, k);
+            k += cursor.k - start;
+        }
+    }
+    let removed = na as u64 - matched;
+    let added = nb as u64 - matched;
+    summary.hashes_removed += removed;
+    summary.hashes_added += added;
+    summary.counts_up += up;
+    summary.counts_down += down;
+    if removed + added + up + down > 0 {
         summary.prefixes_changed += 1;
     }
+    k
+}
+
+/// Appends `HASH:COUNT\n` for the records `emit` of `b` (the new prefix `prefix`) to
+/// `text[*used..]`, growing `text` when needed (`text` is kept at its largest length, so its
+/// bytes are zeroed once, not per task).
+fn render(
+    prefix: Prefix,
+    b: &Range<'_>,
+    emit: &[usize],
+    hex: &mut Vec<u8>,
+    text: &mut Vec<u8>,
+    used: &mut usize,
+) {
+    match b.kind() {
+        HashKind::Sha1 => {
+            render_kind::<{ HashKind::Sha1.suffix_hex_len() }>(prefix, b, emit, hex, text, used)
+        }
+        HashKind::Ntlm => {
+            render_kind::<{ HashKind::Ntlm.suffix_hex_len() }>(prefix, b, emit, hex, text, used)
+        }
+    }
+}
+
+/// [`render`] for hashes whose suffix is `SUFFIX` hex characters long (every copy has a
+/// constant length). When most of the prefix is written, its records are hex-encoded in one
+/// pass into `hex`; otherwise record by record.
+fn render_kind<const SUFFIX: usize>(
+    prefix: Prefix,
+    b: &Range<'_>,
+    emit: &[usize],
+    hex: &mut Vec<u8>,
+    text: &mut Vec<u8>,
+    used: &mut usize,
+) {
+    if emit.is_empty() {
+        return;
+    }
+    debug_assert_eq!(SUFFIX, b.kind().suffix_hex_len());
+    let stride = b.hex_stride();
+    let head = prefix.to_hex();
+    let line_max = PREFIX_HEX_LEN + SUFFIX + ":4294967295\n".len();
+    if text.len() < *used + emit.len() * line_max {
+        text.resize(*used + emit.len() * line_max, 0);
+    }
+    let mut at = *used;
+    let len = b.record_len();
+    let count = |j: usize| {
+        let inline = format::record_inline_count(&b.records()[j * len..(j + 1) * len]);
+        if inline == format::COUNT_ESCAPE {
+            b.count_at(j)
+        } else {
+            inline
+        }
+    };
+    if emit.len() * 4 >= b.len() {
+        if hex.len() < b.len() * stride {
+            hex.resize(b.len() * stride, 0);
+        }
+        b.hex_batch(0, b.len(), hex);
+        for &j in emit {
+            let record_hex = &hex[j * stride..(j + 1) * stride];
+            at += put_line::<SUFFIX>(&mut text[at..], &head, record_hex, count(j));
+        }
+    } else {
+        let mut one = [0u8; 2 * format::MAX_RECORD_LEN];
+        let one = &mut one[..stride];
+        for &j in emit {
+            b.hex_batch(j, j + 1, one);
+            at += put_line::<SUFFIX>(&mut text[at..], &head, one, count(j));
+        }
+    }
+    *used = at;
+}
+
+/// Writes `HASH:COUNT\n` at the start of `out` from the prefix's hex and the record's hex
+/// (`format::RECORD_HEX_SUFFIX_AT` on) and returns its length. `out` holds the longest line.
+#[inline(always)]
+fn put_line<const SUFFIX: usize>(
+    out: &mut [u8],
+    head: &[u8; PREFIX_HEX_LEN],
+    record_hex: &[u8],
+    count: u32,
+) -> usize {
+    let out = &mut out[..PREFIX_HEX_LEN + SUFFIX + 12];
+    out[..PREFIX_HEX_LEN].copy_from_slice(head);
+    let suffix = &record_hex[format::RECORD_HEX_SUFFIX_AT..format::RECORD_HEX_SUFFIX_AT + SUFFIX];
+    out[PREFIX_HEX_LEN..PREFIX_HEX_LEN + SUFFIX].copy_from_slice(suffix);
+    out[PREFIX_HEX_LEN + SUFFIX] = b':';
+    let digits = write_decimal(&mut out[PREFIX_HEX_LEN + SUFFIX + 1..], count);
+    out[PREFIX_HEX_LEN + SUFFIX + 1 + digits] = b'\n';
+    PREFIX_HEX_LEN + SUFFIX + digits + 2
+}
+
+/// Two decimal digits of every number below 100.
+const DIGIT_PAIRS: [u8; 200] = {
+    let mut table = [0u8; 200];
+    let mut i = 0;
+    while i < 100 {
+        table[2 * i] = b'0' + (i / 10) as u8;
+        table[2 * i + 1] = b'0' + (i % 10) as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Writes `n` in decimal at the start of `out` (at least 10 bytes) and returns the digit count.
+#[inline(always)]
+fn write_decimal(out: &mut [u8], mut n: u32) -> usize {
+    let len = match n {
+        0..=9 => 1,
+        10..=99 => 2,
+        100..=999 => 3,
+        1_000..=9_999 => 4,
+        10_000..=99_999 => 5,
+        100_000..=999_999 => 6,
+        1_000_000..=9_999_999 => 7,
+        10_000_000..=99_999_999 => 8,
+        100_000_000..=999_999_999 => 9,
+        _ => 10,
+    };
+    let out = &mut out[..len];
+    let mut end = len;
+    while n >= 100 {
+        let pair = (n % 100) as usize * 2;
+        n /= 100;
+        out[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        end -= 2;
+    }
+    if n >= 10 {
+        let pair = n as usize * 2;
+        out[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
+        out[end - 1] = b'0' + n as u8;
+    }
+    len
 }
 
 #[cfg(test)]
@@ -284,5 +684,198 @@ mod tests {
              02000000000000000000000000000001:8\n"
         );
         assert!(diff(&new, &new).unwrap().is_empty());
+    }
+
+    /// The dump and figures by the obvious method: both prefixes' entries into ordered maps,
+    /// through the public API (full hashes and exact counts), and compared key by key.
+    fn reference(old: &Index<Vec<u8>>, new: &Index<Vec<u8>>) -> (DiffSummary, String) {
+        use std::collections::BTreeMap;
+        let mut summary = totals(old, new);
+        let mut text = String::new();
+        for prefix in Prefix::all() {
+            if old.range(prefix).is_empty() && new.range(prefix).is_empty() {
+                continue;
+            }
+            let map = |index: &Index<Vec<u8>>| -> BTreeMap<String, u32> {
+                index
+                    .range(prefix)
+                    .iter()
+                    .map(|e| (e.hash(prefix, index.kind()).to_string(), e.count()))
+                    .collect()
+            };
+            let (a, b) = (map(old), map(new));
+            let before = summary;
+            summary.hashes_removed += a.keys().filter(|h| !b.contains_key(*h)).count() as u64;
+            for (hash, &count) in &b {
+                match a.get(hash) {
+                    None => summary.hashes_added += 1,
+                    Some(&was) if was < count => summary.counts_up += 1,
+                    Some(&was) if was > count => summary.counts_down += 1,
+                    Some(_) => continue,
+                }
+                text.push_str(&format!("{}:{count}\n", hash.to_uppercase()));
+            }
+            if summary != before {
+                summary.prefixes_changed += 1;
+            }
+        }
+        (summary, text)
+    }
+
+    /// Pseudo-random but reproducible test data.
+    struct Lcg(u64);
+    impl Lcg {
+        fn next(&mut self) -> u64 {
+            self.0 = self
+                .0
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            self.0 >> 11
+        }
+    }
+
+    /// Two indexes of `kind` over a handful of prefixes, with every case the merge and the
+    /// renderer tell apart: prefixes only in one index, unrelated prefixes (a full merge),
+    /// prefixes with a few changes among many equal records (the record-by-record renderer),
+    /// keys equal in their first 60 bits, counts in the overflow table on either side, and
+    /// counts of every decimal length.
+    fn pair(kind: HashKind, seed: u64) -> (Index<Vec<u8>>, Index<Vec<u8>>) {
+        use std::collections::BTreeMap;
+        let mut rng = Lcg(seed);
+        let n = kind.byte_len();
+        let count = |rng: &mut Lcg| -> u32 {
+            match rng.next() % 8 {
+                0 => 4094 + (rng.next() % 4) as u32, // around the inline limit
+                1 => u32::MAX - (rng.next() % 3) as u32, // ten digits
+                2 => (rng.next() % 1_000_000_000) as u32 + 1, // any length
+                _ => (rng.next() % 20) as u32 + 1,
+            }
+        };
+        let mut old: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
+        let mut new: BTreeMap<Vec<u8>, u32> = BTreeMap::new();
+        let hash = |prefix: u32, rng: &mut Lcg| -> Vec<u8> {
+            let mut h: Vec<u8> = (0..n).map(|_| rng.next() as u8).collect();
+            h[0] = (prefix >> 12) as u8;
+            h[1] = (prefix >> 4) as u8;
+            h[2] = ((prefix & 0xF) as u8) << 4 | (h[2] & 0x0F);
+            h
+        };
+        for (i, prefix) in [0u32, 1, 2, 3, 0x7FFF, 0x80000, 0xABCDE, 0xFFFFE, 0xFFFFF]
+            .into_iter()
+            .enumerate()
+        {
+            let records = 1 + (rng.next() % 300) as usize;
+            for _ in 0..records {
+                let h = hash(prefix, &mut rng);
+                let c = count(&mut rng);
+                match i % 4 {
+                    // Only in the old index, or only in the new one.
+                    0 if prefix == 0 => drop(old.insert(h, c)),
+                    0 => drop(new.insert(h, c)),
+                    // Unrelated contents: every record differs.
+                    1 => {
+                        old.insert(h, c);
+                        new.insert(hash(prefix, &mut rng), count(&mut rng));
+                    }
+                    // Mostly equal, a few changes (sparse output).
+                    _ => {
+                        old.insert(h.clone(), c);
+                        match rng.next() % 40 {
+                            0 => {} // removed
+                            1 => drop(new.insert(h, count(&mut rng))),
+                            2 => {
+                                // Added next to it, equal in the first 60 key bits.
+                                let mut twin = h.clone();
+                                twin[n - 1] ^= 1 + (rng.next() % 255) as u8;
+                                new.insert(twin, count(&mut rng));
+                                new.insert(h, c);
+                            }
+                            _ => drop(new.insert(h, c)),
+                        }
+                    }
+                }
+            }
+        }
+        let build = |map: &BTreeMap<Vec<u8>, u32>| {
+            Index::open(build_in_memory(
+                kind,
+                map.iter().map(|(h, c)| (&h[..], *c)),
+                "t",
+                0,
+            ))
+            .unwrap()
+        };
+        (build(&old), build(&new))
+    }
+
+    #[test]
+    fn dump_and_figures_equal_a_naive_merge_across_task_and_batch_boundaries() {
+        for kind in [HashKind::Sha1, HashKind::Ntlm] {
+            for seed in 1..4 {
+                let (old, new) = pair(kind, seed);
+                for (a, b) in [(&old, &new), (&new, &old)] {
+                    let (summary, text) = reference(a, b);
+                    assert!(summary.hashes_added > 0 && summary.counts_changed() > 0);
+                    assert_eq!(diff(a, b).unwrap(), summary, "{kind} seed {seed}");
+                    // Tiny tasks put task (and batch) boundaries between, and inside runs of,
+                    // changed prefixes; the order of the output must not depend on them.
+                    for task_records in [1, 7, 100, TASK_RECORDS] {
+                        let mut out = Vec::new();
+                        let got = write_dump_tasks(a, b, &mut out, task_records).unwrap();
+                        assert_eq!(got, summary, "{kind} seed {seed} tasks {task_records}");
+                        let out = String::from_utf8(out).unwrap();
+                        let differs = out.lines().zip(text.lines()).find(|(a, b)| a != b);
+                        assert!(
+                            out == text,
+                            "{kind} seed {seed} tasks {task_records}: {} lines, expected {}; \
+                             first difference (got, expected): {differs:?}",
+                            out.lines().count(),
+                            text.lines().count(),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn partition_finds_the_first_record_not_below_a_key() {
+        for kind in [HashKind::Sha1, HashKind::Ntlm] {
+            let (old, new) = pair(kind, 7);
+            for prefix in Prefix::all() {
+                let (a, b) = (old.range(prefix), new.range(prefix));
+                let len = b.record_len();
+                let key = |r: &[u8]| (format::key_head(r), format::key_tail(r).to_vec());
+                for j in 0..b.len() {
+                    let y = &b.records()[j * len..(j + 1) * len];
+                    let expected = (0..a.len())
+                        .find(|&i| key(&a.records()[i * len..(i + 1) * len]) >= key(y))
+                        .unwrap_or(a.len());
+                    assert_eq!(partition(&a, y), expected, "{kind} {prefix:?} {j}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn decimal_counts_match_display() {
+        for n in [
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            4094,
+            4095,
+            99_999,
+            1_000_000,
+            999_999_999,
+            u32::MAX,
+        ] {
+            let mut out = [0u8; 10];
+            let len = write_decimal(&mut out, n);
+            assert_eq!(&out[..len], n.to_string().as_bytes());
+        }
     }
 }

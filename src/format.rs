@@ -415,10 +415,16 @@ pub fn decode_record_hash(prefix: u32, record: &[u8], out: &mut [u8]) {
 /// like [`record_key`] and estimates where a key sits in its prefix.
 #[inline]
 pub fn key_head(record: &[u8]) -> u64 {
-    let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&record[..8]);
-    bytes[0] &= 0x0F;
-    u64::from_be_bytes(bytes)
+    // One load and a byte swap; the mask drops the count's high nibble.
+    u64::from_be_bytes(record[..8].try_into().expect("8 bytes")) & (u64::MAX >> 4)
+}
+
+/// The stored hash bits of a record after the 60 of [`key_head`] (the count byte excluded).
+/// Records compare like [`record_key`] when compared by `(key_head, key_tail)`: the integer
+/// decides almost always, the tail only when the first 60 bits are equal.
+#[inline]
+pub fn key_tail(record: &[u8]) -> &[u8] {
+    &record[8..record.len() - 1]
 }
 
 /// Writes the upper-case hex suffix of a record (the hash after its 5-hex prefix) into `out`,
@@ -495,6 +501,97 @@ impl TagHasher {
     /// exact `count`.
     #[inline]
     pub fn push_record(&mut self, prefix: u32, record: &[u8], count: u32) {
+        match record.len() {
+            SHA1_RECORD_LEN => self.push_sized::<SHA1_RECORD_LEN>(prefix, record, count),
+            NTLM_RECORD_LEN => self.push_sized::<NTLM_RECORD_LEN>(prefix, record, count),
+            _ => self.push_any(prefix, record, count),
+        }
+    }
+
+    /// Adds the records of `prefix` stored back to back in `records` (`record_len` bytes each),
+    /// each with the exact count `count` gives for it, in order. The same bytes as
+    /// [`TagHasher::push_record`] per record, with one dispatch on the length per call.
+    #[inline]
+    pub fn push_records(
+        &mut self,
+        prefix: u32,
+        records: &[u8],
+        record_len: usize,
+        mut count: impl FnMut(&[u8]) -> u32,
+    ) {
+        match record_len {
+            SHA1_RECORD_LEN => self.push_run::<SHA1_RECORD_LEN>(prefix, records, count),
+            NTLM_RECORD_LEN => self.push_run::<NTLM_RECORD_LEN>(prefix, records, count),
+            _ => {
+                for record in records.chunks_exact(record_len) {
+                    let c = count(record);
+                    self.push_any(prefix, record, c);
+                }
+            }
+        }
+    }
+
+    /// [`TagHasher::push_records`] for records of `RECORD_LEN` bytes: as many records as the
+    /// staging buffer has room for at a time, each staged with constant-length copies and no
+    /// room check of its own.
+    #[inline(always)]
+    fn push_run<const RECORD_LEN: usize>(
+        &mut self,
+        prefix: u32,
+        mut records: &[u8],
+        mut count: impl FnMut(&[u8]) -> u32,
+    ) {
+        let entry_len = RECORD_LEN + 5;
+        let head = [
+            (prefix >> 12) as u8,
+            (prefix >> 4) as u8,
+            ((prefix & 0xF) as u8) << 4,
+        ];
+        while !records.is_empty() {
+            if self.used + entry_len > TAG_BUF_LEN {
+                self.flush();
+            }
+            let room = (TAG_BUF_LEN - self.used) / entry_len;
+            let take = room.min(records.len() / RECORD_LEN);
+            let (now, rest) = records.split_at(take * RECORD_LEN);
+            let out = &mut self.buf[self.used..self.used + take * entry_len];
+            for (out, record) in out
+                .chunks_exact_mut(entry_len)
+                .zip(now.chunks_exact(RECORD_LEN))
+            {
+                let c = count(record);
+                out[0] = head[0];
+                out[1] = head[1];
+                out[2] = head[2] | (record[0] & 0x0F);
+                out[3..RECORD_LEN + 1].copy_from_slice(&record[1..RECORD_LEN - 1]);
+                out[RECORD_LEN + 1..].copy_from_slice(&c.to_le_bytes());
+            }
+            self.used += take * entry_len;
+            records = rest;
+            if take == 0 {
+                break; // a trailing partial record (never in an index): ignored, as chunks_exact does
+            }
+        }
+    }
+
+    /// [`TagHasher::push_record`] for records of `RECORD_LEN` bytes: every copy has a constant
+    /// length, so none is a `memcpy` call (the tags are computed for every record at import).
+    #[inline(always)]
+    fn push_sized<const RECORD_LEN: usize>(&mut self, prefix: u32, record: &[u8], count: u32) {
+        if self.used + RECORD_LEN + 5 > TAG_BUF_LEN {
+            self.flush();
+        }
+        let record = &record[..RECORD_LEN];
+        let out = &mut self.buf[self.used..self.used + RECORD_LEN + 5];
+        out[0] = (prefix >> 12) as u8;
+        out[1] = (prefix >> 4) as u8;
+        out[2] = ((prefix & 0xF) as u8) << 4 | (record[0] & 0x0F);
+        out[3..RECORD_LEN + 1].copy_from_slice(&record[1..RECORD_LEN - 1]);
+        out[RECORD_LEN + 1..].copy_from_slice(&count.to_le_bytes());
+        self.used += RECORD_LEN + 5;
+    }
+
+    fn push_any(&mut self, prefix: u32, record: &[u8], count: u32) {
         let n = record.len() + 1;
         if self.used + n + 4 > TAG_BUF_LEN {
             self.flush();
@@ -611,6 +708,48 @@ mod tests {
         assert_eq!(&back[..], &hash[..]);
         assert!(encode_record(&hash, 4095, &mut rec));
         assert_eq!(record_inline_count(&rec), COUNT_ESCAPE);
+    }
+
+    #[test]
+    fn tag_of_sized_pushes_equals_the_generic_canonical_form() {
+        for kind in [HashKind::Sha1, HashKind::Ntlm] {
+            let n = kind.byte_len();
+            let prefix = 0xABCDE;
+            let mut records = Vec::new();
+            let mut counts = Vec::new();
+            // Enough records to flush the staging buffer several times mid-record stream.
+            for i in 0..1000u32 {
+                let mut hash: Vec<u8> = (0..n as u32)
+                    .map(|b| (i.wrapping_mul(2654435761) >> (b % 24)) as u8)
+                    .collect();
+                hash[0] = 0xAB;
+                hash[1] = 0xCD;
+                hash[2] = 0xE0 | (hash[2] & 0x0F);
+                let count = i * 977 % 9000;
+                let mut record = vec![0u8; n - 1];
+                encode_record(&hash, count, &mut record);
+                records.extend_from_slice(&record);
+                counts.push(count);
+            }
+            let mut generic = TagHasher::new(kind);
+            let mut sized = TagHasher::new(kind);
+            let mut batch = TagHasher::new(kind);
+            let mut canonical = vec![kind_code(kind)];
+            for (record, &count) in records.chunks_exact(n - 1).zip(&counts) {
+                generic.push_any(prefix, record, count);
+                sized.push_record(prefix, record, count);
+                let mut hash = vec![0u8; n];
+                decode_record_hash(prefix, record, &mut hash);
+                canonical.extend_from_slice(&hash);
+                canonical.extend_from_slice(&count.to_le_bytes());
+            }
+            let mut next = counts.iter();
+            batch.push_records(prefix, &records, n - 1, |_| *next.next().unwrap());
+            let expected = xxhash_rust::xxh3::xxh3_64(&canonical);
+            assert_eq!(generic.finish(), expected, "{kind}");
+            assert_eq!(sized.finish(), expected, "{kind}");
+            assert_eq!(batch.finish(), expected, "{kind}");
+        }
     }
 
     #[test]

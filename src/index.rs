@@ -121,6 +121,12 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         &self.bytes()[self.header.overflow_offset()..]
     }
 
+    /// Number of records in the prefixes before prefix index `p` (`p` in `0..=PREFIX_COUNT`):
+    /// the records of prefixes `p..q` number `records_before(q) - records_before(p)`.
+    pub(crate) fn records_before(&self, p: usize) -> u64 {
+        self.table[p]
+    }
+
     /// Ordinals `[start, end)` of the records under `prefix`.
     fn ordinals(&self, prefix: Prefix) -> (u64, u64) {
         (self.table[prefix.index()], self.table[prefix.index() + 1])
@@ -498,9 +504,21 @@ impl<'a> Range<'a> {
         &self.records[i * self.record_len..(i + 1) * self.record_len]
     }
 
+    /// The records of the range, `record_len()` bytes each, for crate modules that compare
+    /// records without decoding them (see the key helpers in [`format`]).
+    pub(crate) fn records(&self) -> &'a [u8] {
+        self.records
+    }
+
+    /// Bytes per record.
+    pub(crate) fn record_len(&self) -> usize {
+        self.record_len
+    }
+
     /// Count of entry `i` (by position in the range, from 0), looking it up in the overflow
     /// table when it does not fit inline: for scans that read the records' inline counts
     /// themselves and need the exact count of an escaped one. Panics if `i >= len()`.
+    #[inline]
     pub fn count_at(&self, i: usize) -> u32 {
         let inline = format::record_inline_count(self.record(i));
         if inline != format::COUNT_ESCAPE {
@@ -613,11 +631,6 @@ pub struct Entry<'a> {
 }
 
 impl<'a> Entry<'a> {
-    /// The stored record, for crate modules that compare records without decoding them.
-    pub(crate) fn record(&self) -> &'a [u8] {
-        self.record
-    }
-
     /// How many times the hash was seen in breaches.
     pub fn count(&self) -> u32 {
         self.count

@@ -70,16 +70,18 @@ impl EncodedBlock {
             .overflow
             .partition_point(|&(i, _)| (i as usize) < start);
         let mut overflow = self.overflow[first..].iter();
-        for record in self.records[start * record_len..end * record_len].chunks_exact(record_len) {
-            let mut count = format::record_inline_count(record);
+        let records = &self.records[start * record_len..end * record_len];
+        hasher.push_records(prefix, records, record_len, |record| {
+            let count = format::record_inline_count(record);
             if count == format::COUNT_ESCAPE {
-                count = overflow
+                overflow
                     .next()
                     .expect("escaped record has an overflow entry")
-                    .1;
+                    .1
+            } else {
+                count
             }
-            hasher.push_record(prefix, record, count);
-        }
+        });
     }
 
     /// Appends `hash` (full hash bytes of the block's kind) with `count`.
