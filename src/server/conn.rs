@@ -35,8 +35,10 @@ use super::{app, respond, Config, Handler, ResponseBody, Route, ACCESS_LOG_TARGE
 const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Largest chunk a response body is handed over in: the unit of send progress (a peer must take
-/// at least this much per `--send-timeout`). Larger chunks mean fewer allocations per response.
-const TRACKED_CHUNK: usize = 64 * 1024;
+/// at least this much per `--send-timeout`). Larger than any `/range` body (~40-200 KB), so a
+/// body goes out as one chunk in one `writev`: at 64 KiB a typical 78 KB body took two, and the
+/// extra write and TCP push cost ~20% of warm `/range` throughput (measured 2026-11-23).
+const TRACKED_CHUNK: usize = 1024 * 1024;
 
 /// Time an idle connection gets to close by itself after a graceful shutdown is started.
 const IDLE_CLOSE_GRACE: Duration = Duration::from_secs(1);
