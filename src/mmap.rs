@@ -61,6 +61,18 @@ impl IndexBytes {
         }
     }
 
+    /// Advises the kernel that bytes from `from` on are read in order: page faults then read ahead
+    /// (the device's readahead window), for commands that read a whole index in order (`verify`).
+    /// No-op for owned bytes.
+    pub fn advise_sequential(&self, from: usize) -> io::Result<()> {
+        match self {
+            IndexBytes::Mapped(map) if from < map.len() => {
+                map.advise_range(Advice::Sequential, from, map.len() - from)
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Asks the kernel to start reading `range` into the page cache now (`MADV_WILLNEED`), so the
     /// reads that follow wait for one batch of I/O instead of faulting page by page. Advice only:
     /// errors are ignored. No-op for owned bytes.

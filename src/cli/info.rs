@@ -53,6 +53,7 @@ pub fn run(args: InfoArgs) -> Result<()> {
 pub fn verify(args: VerifyArgs) -> Result<()> {
     let path = &args.index;
     let index = open_index(path)?;
+    index.advise_scan();
     index
         .verify()
         .with_context(|| format!("{} is corrupt", path.display()))?;
