@@ -364,8 +364,9 @@ impl Index<IndexBytes> {
     }
 
     /// Advises the kernel that the index will be read from start to end rather than at random
-    /// (the advice [`Index::open_mapped`] gives, for serving): a cold `verify` then reads ahead
-    /// instead of faulting page by page. Not for reads of a few prefixes (`diff` of a small
+    /// (the advice [`Index::open_mapped`] gives, for serving): a cold `verify` or `export` then
+    /// reads ahead, and a fault maps the cached pages around it, instead of one fault and one
+    /// read per page. Not for reads of a few prefixes (`diff` of a small
     /// change): each fault would read the device's whole readahead window. Advice only.
     pub fn advise_scan(&self) {
         let _ = self.data.advise_sequential(format::TAGS_OFFSET);

@@ -62,7 +62,7 @@ impl IndexBytes {
     }
 
     /// Advises the kernel that bytes from `from` on are read in order: page faults then read ahead
-    /// (the device's readahead window), for commands that read a whole index in order (`verify`).
+    /// (the device's readahead window), for commands that read a whole index in order (`verify`, `export`).
     /// No-op for owned bytes.
     pub fn advise_sequential(&self, from: usize) -> io::Result<()> {
         match self {

@@ -61,6 +61,8 @@ pub struct ExportArgs {
 /// Runs `export`.
 pub fn run(args: ExportArgs) -> Result<()> {
     let index: Index<IndexBytes> = super::open_index(&args.index)?;
+    // Every export reads the whole index in order.
+    index.advise_scan();
     let progress = super::progress_bar(index.len(), super::Unit::Items("records"), args.quiet);
     let target = match args.filter {
         Some(width) => Target::Filter {
