@@ -366,15 +366,15 @@ impl Index<IndexBytes> {
     /// Advises the kernel that the index will be read from start to end rather than at random
     /// (the advice [`Index::open_mapped`] gives, for serving): a cold `verify` or `export` then
     /// reads ahead, and a fault maps the cached pages around it, instead of one fault and one
-    /// read per page. Not for reads of a few prefixes (`diff` of a small
-    /// change): each fault would read the device's whole readahead window. Advice only.
+    /// read per page. Not for reads of a few prefixes (`diff` of a small change): each fault
+    /// would read the device's whole readahead window. Advice only.
     pub fn advise_scan(&self) {
         let _ = self.data.advise_sequential(format::TAGS_OFFSET);
     }
 
     /// Builds the directory of the overflow table (the ordinal of every [`OVERFLOW_BLOCK`]-th
     /// entry: 8 bytes per 4 KiB of table), after which finding a count above the inline maximum
-    /// reads one block of the table instead of the ~12 pages of a binary search over all of it:
+    /// reads one block of the table instead of the ~9 pages of a binary search over all of it:
     /// every `/range` body holds a few such counts. Reads the whole overflow table once, in one
     /// batch of I/O (37 MB for the full corpus); the server runs it in the background after it
     /// loads an index. Does nothing the second time.
@@ -431,7 +431,7 @@ fn interpolate(probe: &[u8], len: usize) -> Option<usize> {
 
 /// Index of the first overflow entry whose ordinal is `>= ordinal`. With `blocks` (the ordinal
 /// of every [`OVERFLOW_BLOCK`]-th entry, see [`Index::index_overflow`]) the search reads one
-/// block of the table; without, it binary searches the whole table (~12 pages on a cold index
+/// block of the table; without, it binary searches the whole table (~9 pages on a cold index
 /// of the full corpus). On a corrupt, unsorted table the answer is some in-bounds index; callers
 /// check the ordinal they find.
 fn partition_overflow(overflow: &[u8], ordinal: u64, blocks: Option<&[u64]>) -> usize {
