@@ -53,21 +53,21 @@ impl IndexBytes {
     /// and prefix table, read sequentially at open) keep the default readahead. No-op for owned
     /// bytes.
     pub fn advise_random(&self, from: usize) -> io::Result<()> {
-        match self {
-            IndexBytes::Mapped(map) if from < map.len() => {
-                map.advise_range(Advice::Random, from, map.len() - from)
-            }
-            _ => Ok(()),
-        }
+        self.advise_from(Advice::Random, from)
     }
 
-    /// Advises the kernel that bytes from `from` on are read in order: page faults then read ahead
-    /// (the device's readahead window), for commands that read a whole index in order (`verify`, `export`).
-    /// No-op for owned bytes.
+    /// Advises the kernel that bytes from `from` on are read in order: page faults then read
+    /// ahead (the device's readahead window), for commands that read a whole index in order
+    /// (`verify`, `export`). No-op for owned bytes.
     pub fn advise_sequential(&self, from: usize) -> io::Result<()> {
+        self.advise_from(Advice::Sequential, from)
+    }
+
+    /// `advice` for the bytes from `from` to the end of the mapping.
+    fn advise_from(&self, advice: Advice, from: usize) -> io::Result<()> {
         match self {
             IndexBytes::Mapped(map) if from < map.len() => {
-                map.advise_range(Advice::Sequential, from, map.len() - from)
+                map.advise_range(advice, from, map.len() - from)
             }
             _ => Ok(()),
         }
