@@ -469,6 +469,7 @@ pub fn tag_entry(tags: &[u8], i: usize) -> u64 {
 /// kind code byte (`1` SHA-1, `2` NTLM) followed, for each record in hash order, by the full
 /// hash bytes (20 or 16) and the exact count as a u32 LE. The form does not depend on the
 /// record layout, so equal data gives equal tags on any machine, build or format version.
+#[derive(Clone)]
 pub struct TagHasher {
     /// The digest state over everything flushed so far.
     state: xxhash_rust::xxh3::Xxh3,
@@ -589,6 +590,21 @@ impl TagHasher {
         out[3..RECORD_LEN + 1].copy_from_slice(&record[1..RECORD_LEN - 1]);
         out[RECORD_LEN + 1..].copy_from_slice(&count.to_le_bytes());
         self.used += RECORD_LEN + 5;
+    }
+
+    /// Adds the record whose full hash is `hash` with its exact `count`, for records of
+    /// `RECORD_LEN` bytes (the hash is one byte longer: 20 or 16): the canonical entry itself,
+    /// copied as is.
+    #[inline(always)]
+    pub fn push_hash<const RECORD_LEN: usize>(&mut self, hash: &[u8], count: u32) {
+        let hash_len = RECORD_LEN + 1;
+        if self.used + hash_len + 4 > TAG_BUF_LEN {
+            self.flush();
+        }
+        let out = &mut self.buf[self.used..self.used + hash_len + 4];
+        out[..hash_len].copy_from_slice(&hash[..hash_len]);
+        out[hash_len..].copy_from_slice(&count.to_le_bytes());
+        self.used += hash_len + 4;
     }
 
     fn push_any(&mut self, prefix: u32, record: &[u8], count: u32) {

@@ -30,6 +30,26 @@ pub struct EncodedBlock {
     /// computed by [`EncodedBlock::compute_interior_tags`] on the producer's thread; empty when
     /// not computed, and the writer then hashes every record itself.
     interior_tags: Vec<u64>,
+    /// Set by [`EncodedBlock::tagged`]: the run tags, computed as records are pushed.
+    running_tags: Option<Box<RunningTags>>,
+}
+
+impl std::fmt::Debug for RunningTags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningTags")
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Tags of a block's runs computed while the records are pushed, from the full hash bytes the
+/// caller already has (no second pass over the encoded records).
+#[derive(Clone)]
+struct RunningTags {
+    /// Tags of every run but the last, in order.
+    closed: Vec<u64>,
+    /// The last run's tag so far.
+    open: format::TagHasher,
 }
 
 impl EncodedBlock {
@@ -41,6 +61,20 @@ impl EncodedBlock {
             prefix_runs: Vec::new(),
             overflow: Vec::new(),
             interior_tags: Vec::new(),
+            running_tags: None,
+        }
+    }
+
+    /// [`EncodedBlock::with_capacity`], also hashing each record into its run's tag as it is
+    /// pushed, so [`EncodedBlock::compute_interior_tags`] has nothing left to read. For a
+    /// parser's blocks, whose runs are whole prefixes but the first and the last.
+    pub fn tagged(kind: HashKind, capacity: usize) -> Self {
+        EncodedBlock {
+            running_tags: Some(Box::new(RunningTags {
+                closed: Vec::new(),
+                open: format::TagHasher::new(kind),
+            })),
+            ..EncodedBlock::with_capacity(kind, capacity)
         }
     }
 
@@ -50,8 +84,14 @@ impl EncodedBlock {
     /// strictly increasing (an unsorted block goes to the external sort, not the writer).
     pub fn compute_interior_tags(&mut self) {
         self.interior_tags.clear();
+        let running = self.running_tags.take();
         let runs = &self.prefix_runs;
         if runs.len() < 3 || runs.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return;
+        }
+        if let Some(running) = running {
+            // `closed` holds every run but the last; the interior ones follow the first.
+            self.interior_tags.extend_from_slice(&running.closed[1..]);
             return;
         }
         let mut hasher = format::TagHasher::new(self.kind);
@@ -104,9 +144,22 @@ impl EncodedBlock {
         }
         self.records.extend_from_slice(&record);
         let prefix = prefix_of(hash);
-        match self.prefix_runs.last_mut() {
-            Some((p, n)) if *p == prefix => *n += 1,
-            _ => self.prefix_runs.push((prefix, 1)),
+        let new_run = match self.prefix_runs.last_mut() {
+            Some((p, n)) if *p == prefix => {
+                *n += 1;
+                false
+            }
+            last => {
+                let closes_a_run = last.is_some();
+                self.prefix_runs.push((prefix, 1));
+                closes_a_run
+            }
+        };
+        if let Some(running) = &mut self.running_tags {
+            if new_run {
+                running.closed.push(running.open.finish());
+            }
+            running.open.push_hash::<RECORD_LEN>(hash, count);
         }
     }
 
@@ -449,5 +502,90 @@ mod permission_tests {
         AtomicFile::create(&target).unwrap().commit(false).unwrap();
         let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o644 & !umask, "umask {umask:o}");
+    }
+}
+
+#[cfg(test)]
+mod tag_tests {
+    use super::{EncodedBlock, IndexWriter};
+    use crate::hash::HashKind;
+
+    /// Sorted `(hash, count)` pairs over a few prefixes, some counts escaped (above 4,094).
+    fn entries(kind: HashKind) -> Vec<(Vec<u8>, u32)> {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut out: Vec<(Vec<u8>, u32)> = (0..3000)
+            .map(|_| {
+                let mut hash: Vec<u8> = (0..kind.byte_len()).map(|_| next() as u8).collect();
+                // Eight neighbouring prefixes, so runs are whole prefixes of ~375 records.
+                hash[0] = 0xAB;
+                hash[1] = 0xCD;
+                hash[2] = (hash[2] & 0x7F) + 0x10;
+                let count = match next() % 10 {
+                    0 => 4_095 + (next() % 1_000_000) as u32,
+                    _ => 1 + (next() % 4_000) as u32,
+                };
+                (hash, count)
+            })
+            .collect();
+        out.sort();
+        out.dedup_by(|a, b| a.0 == b.0);
+        out
+    }
+
+    /// The tag of `records` (all of one prefix) from the definition: XXH3-64 of the kind code
+    /// followed by every full hash and its count (u32 LE).
+    fn canonical_tag(kind: HashKind, records: &[(Vec<u8>, u32)]) -> u64 {
+        let mut bytes = vec![match kind {
+            HashKind::Sha1 => 1u8,
+            HashKind::Ntlm => 2,
+        }];
+        for (hash, count) in records {
+            bytes.extend_from_slice(hash);
+            bytes.extend_from_slice(&count.to_le_bytes());
+        }
+        xxhash_rust::xxh3::xxh3_64(&bytes)
+    }
+
+    #[test]
+    fn tags_hashed_while_pushing_equal_the_definition_and_the_second_pass() {
+        for kind in [HashKind::Sha1, HashKind::Ntlm] {
+            let entries = entries(kind);
+            let mut tagged = EncodedBlock::tagged(kind, entries.len());
+            let mut plain = EncodedBlock::with_capacity(kind, entries.len());
+            for (hash, count) in &entries {
+                tagged.push(hash, *count);
+                plain.push(hash, *count);
+            }
+            tagged.compute_interior_tags();
+            plain.compute_interior_tags();
+            let prefixes: Vec<u32> = tagged.prefix_runs.iter().map(|&(p, _)| p).collect();
+            assert_eq!(prefixes.len(), 8, "{kind}");
+            let expected: Vec<u64> = prefixes[1..prefixes.len() - 1]
+                .iter()
+                .map(|&p| {
+                    let run: Vec<_> = entries
+                        .iter()
+                        .filter(|(h, _)| crate::hash::prefix_of(h) == p)
+                        .cloned()
+                        .collect();
+                    canonical_tag(kind, &run)
+                })
+                .collect();
+            assert_eq!(tagged.interior_tags, expected, "{kind}");
+            assert_eq!(plain.interior_tags, expected, "{kind}");
+            // And the files written from either block are the same bytes.
+            let write = |block: &EncodedBlock| {
+                let mut writer = IndexWriter::new(std::io::Cursor::new(Vec::new()), kind).unwrap();
+                writer.push_block(block).unwrap();
+                writer.finish("t", 1).unwrap().0.into_inner()
+            };
+            assert_eq!(write(&tagged), write(&plain), "{kind}");
+        }
     }
 }

@@ -86,7 +86,7 @@ pub(crate) fn parse_chunk(
 ) -> Result<ParsedChunk, LineFault> {
     let n = kind.byte_len();
     let hex_len = shape.hex_len(kind);
-    let mut block = EncodedBlock::with_capacity(kind, text.len() / (hex_len + 4));
+    let mut block = EncodedBlock::tagged(kind, text.len() / (hex_len + 4));
     let mut hash = [0u8; MAX_HASH_LEN];
     let mut previous = [0u8; MAX_HASH_LEN];
     let mut first = [0u8; MAX_HASH_LEN];
@@ -160,7 +160,8 @@ pub(crate) fn parse_chunk(
         previous = hash;
         block.push(&hash[..n], count as u32);
     }
-    // Prefix tags of the whole prefixes in the chunk, here on the parallel parser threads.
+    // Prefix tags of the whole prefixes in the chunk, hashed as the records were pushed, here
+    // on the parallel parser threads.
     block.compute_interior_tags();
     Ok(ParsedChunk {
         block,
