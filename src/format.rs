@@ -472,7 +472,7 @@ pub fn tag_entry(tags: &[u8], i: usize) -> u64 {
 #[derive(Clone)]
 pub struct TagHasher {
     /// The digest state over everything flushed so far.
-    state: xxhash_rust::xxh3::Xxh3,
+    state: twox_hash::XxHash3_64,
     /// Canonical bytes not yet handed to `state` (one `update` per buffer, not per record).
     buf: [u8; TAG_BUF_LEN],
     /// Bytes used in `buf`.
@@ -489,7 +489,7 @@ impl TagHasher {
     #[inline]
     pub fn new(kind: HashKind) -> TagHasher {
         let mut hasher = TagHasher {
-            state: xxhash_rust::xxh3::Xxh3::new(),
+            state: twox_hash::XxHash3_64::with_seed(0),
             buf: [0u8; TAG_BUF_LEN],
             used: 1,
             kind_code: kind_code(kind),
@@ -619,7 +619,7 @@ impl TagHasher {
     }
 
     fn flush(&mut self) {
-        self.state.update(&self.buf[..self.used]);
+        std::hash::Hasher::write(&mut self.state, &self.buf[..self.used]);
         self.used = 0;
     }
 
@@ -628,8 +628,8 @@ impl TagHasher {
     #[inline]
     pub fn finish(&mut self) -> u64 {
         self.flush();
-        let tag = self.state.digest();
-        self.state.reset();
+        let tag = std::hash::Hasher::finish(&self.state);
+        self.state = twox_hash::XxHash3_64::with_seed(0);
         self.buf[0] = self.kind_code;
         self.used = 1;
         tag
@@ -638,7 +638,7 @@ impl TagHasher {
 
 /// The tag of a prefix with no records.
 pub fn empty_prefix_tag(kind: HashKind) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(&[kind_code(kind)])
+    twox_hash::XxHash3_64::oneshot(&[kind_code(kind)])
 }
 
 /// Encodes one overflow table entry.
