@@ -472,13 +472,22 @@ pub fn tag_entry(tags: &[u8], i: usize) -> u64 {
 #[derive(Clone)]
 pub struct TagHasher {
     /// The digest state over everything flushed so far.
-    state: twox_hash::XxHash3_64,
+    state: Xxh3State,
     /// Canonical bytes not yet handed to `state` (one `update` per buffer, not per record).
     buf: [u8; TAG_BUF_LEN],
     /// Bytes used in `buf`.
     used: usize,
     /// The kind code that starts every canonical form.
     kind_code: u8,
+}
+
+/// Streaming XXH3-64 with the default seed and secret, allocation-free (`XxHash3_64::with_seed`
+/// boxes a secret per hasher: one allocation per prefix).
+type Xxh3State =
+    twox_hash::xxhash3_64::RawHasher<&'static [u8; twox_hash::xxhash3_64::DEFAULT_SECRET_LENGTH]>;
+
+fn new_xxh3() -> Xxh3State {
+    Xxh3State::new(twox_hash::xxhash3_64::SecretBuffer::default())
 }
 
 /// Staging buffer of [`TagHasher`]: a whole number of the longest canonical entries (24 bytes).
@@ -489,7 +498,7 @@ impl TagHasher {
     #[inline]
     pub fn new(kind: HashKind) -> TagHasher {
         let mut hasher = TagHasher {
-            state: twox_hash::XxHash3_64::with_seed(0),
+            state: new_xxh3(),
             buf: [0u8; TAG_BUF_LEN],
             used: 1,
             kind_code: kind_code(kind),
@@ -629,7 +638,7 @@ impl TagHasher {
     pub fn finish(&mut self) -> u64 {
         self.flush();
         let tag = std::hash::Hasher::finish(&self.state);
-        self.state = twox_hash::XxHash3_64::with_seed(0);
+        self.state = new_xxh3();
         self.buf[0] = self.kind_code;
         self.used = 1;
         tag
