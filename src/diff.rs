@@ -9,6 +9,7 @@ use std::sync::mpsc;
 
 use rayon::prelude::*;
 
+use crate::decimal;
 use crate::format;
 use crate::hash::{HashKind, Prefix, PREFIX_COUNT, PREFIX_HEX_LEN};
 use crate::index::{Index, Range};
@@ -588,53 +589,9 @@ fn put_line<const SUFFIX: usize>(
     let suffix = &record_hex[format::RECORD_HEX_SUFFIX_AT..format::RECORD_HEX_SUFFIX_AT + SUFFIX];
     out[PREFIX_HEX_LEN..PREFIX_HEX_LEN + SUFFIX].copy_from_slice(suffix);
     out[PREFIX_HEX_LEN + SUFFIX] = b':';
-    let digits = write_decimal(&mut out[PREFIX_HEX_LEN + SUFFIX + 1..], count);
+    let digits = decimal::write_u32(&mut out[PREFIX_HEX_LEN + SUFFIX + 1..], count);
     out[PREFIX_HEX_LEN + SUFFIX + 1 + digits] = b'\n';
     PREFIX_HEX_LEN + SUFFIX + digits + 2
-}
-
-/// Two decimal digits of every number below 100.
-const DIGIT_PAIRS: [u8; 200] = {
-    let mut table = [0u8; 200];
-    let mut i = 0;
-    while i < 100 {
-        table[2 * i] = b'0' + (i / 10) as u8;
-        table[2 * i + 1] = b'0' + (i % 10) as u8;
-        i += 1;
-    }
-    table
-};
-
-/// Writes `n` in decimal at the start of `out` (at least 10 bytes) and returns the digit count.
-#[inline(always)]
-fn write_decimal(out: &mut [u8], mut n: u32) -> usize {
-    let len = match n {
-        0..=9 => 1,
-        10..=99 => 2,
-        100..=999 => 3,
-        1_000..=9_999 => 4,
-        10_000..=99_999 => 5,
-        100_000..=999_999 => 6,
-        1_000_000..=9_999_999 => 7,
-        10_000_000..=99_999_999 => 8,
-        100_000_000..=999_999_999 => 9,
-        _ => 10,
-    };
-    let out = &mut out[..len];
-    let mut end = len;
-    while n >= 100 {
-        let pair = (n % 100) as usize * 2;
-        n /= 100;
-        out[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-        end -= 2;
-    }
-    if n >= 10 {
-        let pair = n as usize * 2;
-        out[end - 2..end].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
-    } else {
-        out[end - 1] = b'0' + n as u8;
-    }
-    len
 }
 
 #[cfg(test)]
@@ -854,28 +811,6 @@ mod tests {
                     assert_eq!(partition(&a, y), expected, "{kind} {prefix:?} {j}");
                 }
             }
-        }
-    }
-
-    #[test]
-    fn decimal_counts_match_display() {
-        for n in [
-            0,
-            1,
-            9,
-            10,
-            99,
-            100,
-            4094,
-            4095,
-            99_999,
-            1_000_000,
-            999_999_999,
-            u32::MAX,
-        ] {
-            let mut out = [0u8; 10];
-            let len = write_decimal(&mut out, n);
-            assert_eq!(&out[..len], n.to_string().as_bytes());
         }
     }
 }

@@ -11,6 +11,8 @@
 //!   page-cache residency check and the read lease on the mapped file; [`IndexBytes`], index bytes
 //!   mapped or owned.
 //! - [`index`]: the read side: open with cheap checks, `range`, `lookup`, full `verify`.
+//! - `decimal` (private): counts written as decimal text, shared by `/range` bodies and `diff`
+//!   dumps.
 //! - [`diff`]: what changed between two indexes (figures and the added/changed records), reading
 //!   only the prefixes whose content tags differ.
 //! - [`writer`]: the write side: encoded blocks in, a complete file committed atomically.
@@ -32,6 +34,7 @@
 
 pub mod audit;
 pub mod context;
+mod decimal;
 pub mod diff;
 pub mod export;
 pub mod format;

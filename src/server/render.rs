@@ -6,6 +6,7 @@ use std::io::Write;
 use bytes::Bytes;
 use rand::{CryptoRng, Rng, RngCore};
 
+use crate::decimal;
 use crate::format;
 use crate::hash::HashKind;
 use crate::index::Range;
@@ -16,8 +17,8 @@ pub const PADDING_MIN_ROWS: usize = 10;
 /// Most padding rows added to a padded response.
 pub const PADDING_MAX_ROWS: usize = 209;
 
-/// Longest rendered line: CRLF, a 35-hex SHA-1 suffix, `:` and a ten-digit count.
-const MAX_LINE: usize = 2 + 35 + 1 + 10;
+/// Longest rendered line: a 35-hex SHA-1 suffix, `:`, a ten-digit count and CRLF.
+const MAX_LINE: usize = 35 + 1 + 10 + 2;
 
 /// Entries hex-encoded per batch while rendering.
 const HEX_BATCH: usize = 64;
@@ -42,20 +43,22 @@ pub fn render_range(range: Range<'_>) -> Vec<u8> {
     out
 }
 
-/// Capacity that always holds a rendered range of `len` entries plus the most padding rows, so
-/// that padding never reallocates.
+/// Capacity that always holds a rendered range of `len` entries (the renderer's working room:
+/// the longest line of any kind per entry) plus the most padding rows, so that neither
+/// rendering nor padding reallocates.
 pub fn range_capacity(kind: HashKind, len: usize) -> usize {
     let suffix = kind.suffix_hex_len();
-    len * (suffix + 1 + 10 + 2) + PADDING_MAX_ROWS * (2 + suffix + 2) + MAX_LINE
+    len * MAX_LINE + PADDING_MAX_ROWS * (2 + suffix + 2) + MAX_LINE
 }
 
 /// Appends the rendered range to `out` (see [`render_range`]); `out` should be empty.
 ///
-/// Suffixes are hex-encoded [`HEX_BATCH`] records at a time. Each line is written in place at
-/// the end of `out`: the line's room is first extended with zeros (a constant-size store), then
-/// the suffix, `:` and count are written over it, and `out` is cut back to the line's real
-/// length. Assembling lines in a stack buffer and copying them instead costs twice as much:
-/// reading back bytes just written by differently sized stores defeats store-to-load forwarding.
+/// Suffixes are hex-encoded [`HEX_BATCH`] records at a time. `out` is first grown by the
+/// longest possible line per record, zeroed in one pass; each line (with its CRLF) is then
+/// written over that room at a cursor with constant-size copies, and `out` is cut to the real
+/// length once, dropping the last CRLF. Assembling lines in a stack buffer and copying them
+/// instead costs twice as much: reading back bytes just written by differently sized stores
+/// defeats store-to-load forwarding.
 pub fn render_range_into(range: Range<'_>, out: &mut Vec<u8>) {
     // One instance per kind, so every per-line copy has a constant length and is inlined.
     match range.kind() {
@@ -78,44 +81,32 @@ fn render_lines<const SUFFIX: usize, const STRIDE: usize>(range: Range<'_>, out:
         (range.kind().suffix_hex_len(), range.hex_stride())
     );
     out.reserve(range_capacity(range.kind(), range.len()));
-    let mut number = itoa::Buffer::new();
+    let base = out.len();
+    out.resize(base + range.len() * MAX_LINE, 0);
+    let body = &mut out[base..];
+    let mut at = 0;
     let mut hex = [0u8; HEX_BATCH * MAX_STRIDE];
     let mut entries = range.iter();
-    let mut first = true;
     for start in (0..range.len()).step_by(HEX_BATCH) {
         let end = (start + HEX_BATCH).min(range.len());
         // One SIMD hex pass over a batch of records beats one encoder call per line (2x).
         range.hex_batch(start, end, &mut hex);
         for (k, entry) in entries.by_ref().take(end - start).enumerate() {
-            let at = out.len();
-            out.extend_from_slice(&[0u8; MAX_LINE]);
-            let line = &mut out[at..at + MAX_LINE];
-            let mut pos = 0;
-            if !first {
-                line[..2].copy_from_slice(b"\r\n");
-                pos = 2;
-            }
-            first = false;
+            let line: &mut [u8; MAX_LINE] = (&mut body[at..at + MAX_LINE])
+                .try_into()
+                .expect("constant length");
             let suffix: &[u8; SUFFIX] = hex[k * STRIDE + format::RECORD_HEX_SUFFIX_AT..][..SUFFIX]
                 .try_into()
                 .expect("constant length");
-            line[pos..pos + SUFFIX].copy_from_slice(suffix);
-            pos += SUFFIX;
-            line[pos] = b':';
-            pos += 1;
-            let count = entry.count();
-            if count < 10 {
-                // Most counts in the real corpus are single digits.
-                line[pos] = b'0' + count as u8;
-                pos += 1;
-            } else {
-                let digits = number.format(count).as_bytes();
-                line[pos..pos + digits.len()].copy_from_slice(digits);
-                pos += digits.len();
-            }
-            out.truncate(at + pos);
+            line[..SUFFIX].copy_from_slice(suffix);
+            line[SUFFIX] = b':';
+            let end = SUFFIX + 1 + decimal::write_u32(&mut line[SUFFIX + 1..], entry.count());
+            line[end..end + 2].copy_from_slice(b"\r\n");
+            at += end + 2;
         }
     }
+    // Every line ended with CRLF; the last one has none.
+    out.truncate(base + at.saturating_sub(2));
 }
 
 /// Appends upstream-style padding to a rendered body: a uniformly random number of rows in
