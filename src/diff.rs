@@ -13,6 +13,7 @@ use crate::decimal;
 use crate::format;
 use crate::hash::{HashKind, Prefix, PREFIX_COUNT, PREFIX_HEX_LEN};
 use crate::index::{Index, Range};
+use crate::mmap::IndexBytes;
 
 /// The figures of a diff.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -75,15 +76,13 @@ const TASK_RECORDS: u64 = 1 << 17;
 const TASK_PREFIXES_MAX: usize = 4096;
 
 /// Compares `old` with `new` and returns the figures (in parallel over prefixes).
-pub fn diff<D: AsRef<[u8]> + Sync>(
-    old: &Index<D>,
-    new: &Index<D>,
-) -> Result<DiffSummary, DiffError> {
+pub fn diff(old: &Index<IndexBytes>, new: &Index<IndexBytes>) -> Result<DiffSummary, DiffError> {
     check_kinds(old, new)?;
     let changes = tasks(old, new, TASK_RECORDS)
         .into_par_iter()
         .map(|task| {
             let mut summary = DiffSummary::default();
+            prefetch_changed(old, new, task.clone());
             for p in task {
                 let prefix = Prefix::new(p as u32).expect("in range");
                 if old.prefix_tag(prefix) != new.prefix_tag(prefix) {
@@ -107,9 +106,9 @@ pub fn diff<D: AsRef<[u8]> + Sync>(
 ///
 /// Tasks of whole prefixes render their text in parallel (rayon) on a producer thread, a batch
 /// at a time; this thread writes the batches in prefix order while the next one is rendered.
-pub fn write_dump<D: AsRef<[u8]> + Sync>(
-    old: &Index<D>,
-    new: &Index<D>,
+pub fn write_dump(
+    old: &Index<IndexBytes>,
+    new: &Index<IndexBytes>,
     out: &mut impl Write,
 ) -> Result<DiffSummary, DumpError> {
     write_dump_tasks(old, new, out, TASK_RECORDS)
@@ -117,9 +116,9 @@ pub fn write_dump<D: AsRef<[u8]> + Sync>(
 
 /// [`write_dump`] with tasks of about `task_records` records (tests use tiny tasks to cross many
 /// task and batch boundaries).
-fn write_dump_tasks<D: AsRef<[u8]> + Sync>(
-    old: &Index<D>,
-    new: &Index<D>,
+fn write_dump_tasks(
+    old: &Index<IndexBytes>,
+    new: &Index<IndexBytes>,
     out: &mut impl Write,
     task_records: u64,
 ) -> Result<DiffSummary, DumpError> {
@@ -211,13 +210,14 @@ struct Scratch {
 }
 
 /// Compares and renders the prefixes `task` into `scratch.text`.
-fn dump_task<D: AsRef<[u8]> + Sync>(
-    old: &Index<D>,
-    new: &Index<D>,
+fn dump_task(
+    old: &Index<IndexBytes>,
+    new: &Index<IndexBytes>,
     task: std::ops::Range<usize>,
     scratch: &mut Scratch,
 ) -> DiffSummary {
     let mut summary = DiffSummary::default();
+    prefetch_changed(old, new, task.clone());
     for p in task {
         let prefix = Prefix::new(p as u32).expect("in range");
         if old.prefix_tag(prefix) == new.prefix_tag(prefix) {
@@ -238,6 +238,39 @@ fn dump_task<D: AsRef<[u8]> + Sync>(
         );
     }
     summary
+}
+
+/// Asks the kernel for the records of the changed prefixes of `task` in both indexes, one
+/// request per run of consecutive changed prefixes: indexes are advised for random access
+/// (serving), so a cold merge would otherwise wait for its pages one fault at a time.
+/// Unchanged prefixes are not read. Owned (in-memory) indexes ignore it.
+fn prefetch_changed(
+    old: &Index<IndexBytes>,
+    new: &Index<IndexBytes>,
+    task: std::ops::Range<usize>,
+) {
+    let changed = |p: usize| {
+        let prefix = Prefix::new(p as u32).expect("in range");
+        old.prefix_tag(prefix) != new.prefix_tag(prefix)
+    };
+    let span = |index: &Index<IndexBytes>, first: usize, last: usize| {
+        let at = |p: usize| Prefix::new(p as u32).expect("in range");
+        index.range_span(at(first)).start..index.range_span(at(last)).end
+    };
+    let mut p = task.start;
+    while p < task.end {
+        if !changed(p) {
+            p += 1;
+            continue;
+        }
+        let first = p;
+        while p + 1 < task.end && changed(p + 1) {
+            p += 1;
+        }
+        old.data().prefetch(span(old, first, p));
+        new.data().prefetch(span(new, first, p));
+        p += 1;
+    }
 }
 
 /// Splits the prefix space into runs of whole prefixes of about `task_records` records (old
@@ -599,13 +632,13 @@ mod tests {
     use super::*;
     use crate::writer::build_in_memory;
 
-    fn index(entries: &[([u8; 16], u32)]) -> Index<Vec<u8>> {
-        Index::open(build_in_memory(
+    fn index(entries: &[([u8; 16], u32)]) -> Index<IndexBytes> {
+        Index::open(IndexBytes::from(build_in_memory(
             HashKind::Ntlm,
             entries.iter().map(|(h, c)| (&h[..], *c)),
             "t",
             0,
-        ))
+        )))
         .unwrap()
     }
 
@@ -645,7 +678,7 @@ mod tests {
 
     /// The dump and figures by the obvious method: both prefixes' entries into ordered maps,
     /// through the public API (full hashes and exact counts), and compared key by key.
-    fn reference(old: &Index<Vec<u8>>, new: &Index<Vec<u8>>) -> (DiffSummary, String) {
+    fn reference(old: &Index<IndexBytes>, new: &Index<IndexBytes>) -> (DiffSummary, String) {
         use std::collections::BTreeMap;
         let mut summary = totals(old, new);
         let mut text = String::new();
@@ -653,7 +686,7 @@ mod tests {
             if old.range(prefix).is_empty() && new.range(prefix).is_empty() {
                 continue;
             }
-            let map = |index: &Index<Vec<u8>>| -> BTreeMap<String, u32> {
+            let map = |index: &Index<IndexBytes>| -> BTreeMap<String, u32> {
                 index
                     .range(prefix)
                     .iter()
@@ -696,7 +729,7 @@ mod tests {
     /// prefixes with a few changes among many equal records (the record-by-record renderer),
     /// keys equal in their first 60 bits, counts in the overflow table on either side, and
     /// counts of every decimal length.
-    fn pair(kind: HashKind, seed: u64) -> (Index<Vec<u8>>, Index<Vec<u8>>) {
+    fn pair(kind: HashKind, seed: u64) -> (Index<IndexBytes>, Index<IndexBytes>) {
         use std::collections::BTreeMap;
         let mut rng = Lcg(seed);
         let n = kind.byte_len();
@@ -754,12 +787,12 @@ mod tests {
             }
         }
         let build = |map: &BTreeMap<Vec<u8>, u32>| {
-            Index::open(build_in_memory(
+            Index::open(IndexBytes::from(build_in_memory(
                 kind,
                 map.iter().map(|(h, c)| (&h[..], *c)),
                 "t",
                 0,
-            ))
+            )))
             .unwrap()
         };
         (build(&old), build(&new))
