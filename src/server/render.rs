@@ -18,7 +18,10 @@ pub const PADDING_MIN_ROWS: usize = 10;
 pub const PADDING_MAX_ROWS: usize = 209;
 
 /// Longest rendered line: a 35-hex SHA-1 suffix, `:`, a ten-digit count and CRLF.
-const MAX_LINE: usize = 35 + 1 + 10 + 2;
+const MAX_LINE: usize = 35 + LINE_EXTRA;
+
+/// A line's bytes besides its suffix, at most: `:`, a ten-digit count and CRLF.
+const LINE_EXTRA: usize = 1 + 10 + 2;
 
 /// Entries hex-encoded per batch while rendering.
 const HEX_BATCH: usize = 64;
@@ -44,11 +47,11 @@ pub fn render_range(range: Range<'_>) -> Vec<u8> {
 }
 
 /// Capacity that always holds a rendered range of `len` entries (the renderer's working room:
-/// the longest line of any kind per entry) plus the most padding rows, so that neither
-/// rendering nor padding reallocates.
+/// the longest possible line per entry) plus the most padding rows, so that neither rendering
+/// nor padding reallocates.
 pub fn range_capacity(kind: HashKind, len: usize) -> usize {
     let suffix = kind.suffix_hex_len();
-    len * MAX_LINE + PADDING_MAX_ROWS * (2 + suffix + 2) + MAX_LINE
+    len * (suffix + LINE_EXTRA) + PADDING_MAX_ROWS * (2 + suffix + 2) + MAX_LINE
 }
 
 /// Appends the rendered range to `out` (see [`render_range`]); `out` should be empty.
@@ -65,24 +68,33 @@ pub fn render_range_into(range: Range<'_>, out: &mut Vec<u8>) {
         HashKind::Sha1 => render_lines::<
             { 2 * format::SHA1_RECORD_LEN - 3 },
             { 2 * format::SHA1_RECORD_LEN },
+            { 2 * format::SHA1_RECORD_LEN - 3 + LINE_EXTRA },
         >(range, out),
         HashKind::Ntlm => render_lines::<
             { 2 * format::NTLM_RECORD_LEN - 3 },
             { 2 * format::NTLM_RECORD_LEN },
+            { 2 * format::NTLM_RECORD_LEN - 3 + LINE_EXTRA },
         >(range, out),
     }
 }
 
-/// [`render_range_into`] for suffixes of `SUFFIX` hex characters and `STRIDE` hex characters
-/// per record.
-fn render_lines<const SUFFIX: usize, const STRIDE: usize>(range: Range<'_>, out: &mut Vec<u8>) {
+/// [`render_range_into`] for suffixes of `SUFFIX` hex characters, `STRIDE` hex characters per
+/// record and lines of at most `LINE` bytes.
+fn render_lines<const SUFFIX: usize, const STRIDE: usize, const LINE: usize>(
+    range: Range<'_>,
+    out: &mut Vec<u8>,
+) {
     debug_assert_eq!(
-        (SUFFIX, STRIDE),
-        (range.kind().suffix_hex_len(), range.hex_stride())
+        (SUFFIX, STRIDE, LINE),
+        (
+            range.kind().suffix_hex_len(),
+            range.hex_stride(),
+            SUFFIX + LINE_EXTRA
+        )
     );
     out.reserve(range_capacity(range.kind(), range.len()));
     let base = out.len();
-    out.resize(base + range.len() * MAX_LINE, 0);
+    out.resize(base + range.len() * LINE, 0);
     let body = &mut out[base..];
     let mut at = 0;
     let mut hex = [0u8; HEX_BATCH * MAX_STRIDE];
@@ -92,7 +104,7 @@ fn render_lines<const SUFFIX: usize, const STRIDE: usize>(range: Range<'_>, out:
         // One SIMD hex pass over a batch of records beats one encoder call per line (2x).
         range.hex_batch(start, end, &mut hex);
         for (k, entry) in entries.by_ref().take(end - start).enumerate() {
-            let line: &mut [u8; MAX_LINE] = (&mut body[at..at + MAX_LINE])
+            let line: &mut [u8; LINE] = (&mut body[at..at + LINE])
                 .try_into()
                 .expect("constant length");
             let suffix: &[u8; SUFFIX] = hex[k * STRIDE + format::RECORD_HEX_SUFFIX_AT..][..SUFFIX]
@@ -211,6 +223,47 @@ mod tests {
 
     fn concat(chunks: &[Bytes]) -> Vec<u8> {
         chunks.iter().flat_map(|c| c.iter().copied()).collect()
+    }
+
+    #[test]
+    fn bodies_of_both_kinds_equal_a_naive_render_at_every_count_length() {
+        use crate::index::Index;
+        use crate::mmap::IndexBytes;
+        use crate::Prefix;
+        let counts = [1, 9, 10, 99, 4_094, 4_095, 65_536, 123_456_789, u32::MAX];
+        for kind in [HashKind::Sha1, HashKind::Ntlm] {
+            for n in [0usize, 1, 63, 64, 65, 200] {
+                let entries: Vec<(Vec<u8>, u32)> = (0..n)
+                    .map(|i| {
+                        let mut hash = vec![0xA5u8; kind.byte_len()];
+                        hash[2] = 0x50; // prefix A5A55
+                        hash[3] = (i >> 8) as u8;
+                        hash[4] = i as u8;
+                        (hash, counts[i % counts.len()])
+                    })
+                    .collect();
+                let bytes = crate::writer::build_in_memory(
+                    kind,
+                    entries.iter().map(|(h, c)| (&h[..], *c)),
+                    "t",
+                    0,
+                );
+                let index = Index::open(IndexBytes::from(bytes)).unwrap();
+                let range = index.range(Prefix::new(0xA5A55).unwrap());
+                let naive = range
+                    .iter()
+                    .map(|e| format!("{}:{}", e.suffix_hex(), e.count()))
+                    .collect::<Vec<_>>()
+                    .join("\r\n");
+                let body = render_range(range);
+                assert_eq!(
+                    String::from_utf8(body.clone()).unwrap(),
+                    naive,
+                    "{kind} x{n}"
+                );
+                assert!(body.capacity() <= range_capacity(kind, n), "{kind} x{n}");
+            }
+        }
     }
 
     #[test]
