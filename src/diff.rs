@@ -253,10 +253,6 @@ fn prefetch_changed(
         let prefix = Prefix::new(p as u32).expect("in range");
         old.prefix_tag(prefix) != new.prefix_tag(prefix)
     };
-    let span = |index: &Index<IndexBytes>, first: usize, last: usize| {
-        let at = |p: usize| Prefix::new(p as u32).expect("in range");
-        index.range_span(at(first)).start..index.range_span(at(last)).end
-    };
     let mut p = task.start;
     while p < task.end {
         if !changed(p) {
@@ -267,8 +263,8 @@ fn prefetch_changed(
         while p + 1 < task.end && changed(p + 1) {
             p += 1;
         }
-        old.data().prefetch(span(old, first, p));
-        new.data().prefetch(span(new, first, p));
+        old.data().prefetch(old.prefixes_span(first..p + 1));
+        new.data().prefetch(new.prefixes_span(first..p + 1));
         p += 1;
     }
 }

@@ -321,6 +321,16 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
             ..format::RECORDS_OFFSET + end as usize * record_len
     }
 
+    /// Byte offsets of the records of the consecutive prefixes numbered `prefixes` (within
+    /// `0..PREFIX_COUNT`); empty for an empty run. Reads no record.
+    pub fn prefixes_span(&self, prefixes: std::ops::Range<usize>) -> std::ops::Range<usize> {
+        if prefixes.is_empty() {
+            return 0..0;
+        }
+        let at = |p: usize| Prefix::new(p as u32).expect("prefix number in range");
+        self.range_span(at(prefixes.start)).start..self.range_span(at(prefixes.end - 1)).end
+    }
+
     /// Byte offsets of the records [`Index::lookup`] usually reads for `hash`: the
     /// [`LOOKUP_SPAN`] records either side of its interpolated position (the whole prefix when
     /// it is small). A lookup gallops outside it only when the hash lies unusually far from its
@@ -851,5 +861,51 @@ mod tests {
             assert!(partition_overflow(&bytes, probe, None) <= ordinals.len());
             assert!(partition_overflow(&bytes, probe, Some(&blocks)) <= ordinals.len());
         }
+    }
+}
+
+#[cfg(test)]
+mod span_tests {
+    use super::*;
+    use crate::writer::build_in_memory;
+
+    #[test]
+    fn a_run_of_prefixes_spans_exactly_their_records() {
+        // Records in prefixes 0x00010, 0x00011 and 0x00013; 0x00012 is empty.
+        let mut hashes: Vec<[u8; 20]> =
+            [(0x00, 0x01, 0x00), (0x00, 0x01, 0x10), (0x00, 0x01, 0x30)]
+                .iter()
+                .flat_map(|&(a, b, c)| {
+                    (0..3u8).map(move |i| {
+                        let mut h = [i; 20];
+                        h[0] = a;
+                        h[1] = b;
+                        h[2] = c | (i << 1);
+                        h
+                    })
+                })
+                .collect();
+        hashes.sort();
+        let index = Index::open(build_in_memory(
+            HashKind::Sha1,
+            hashes.iter().map(|h| (&h[..], 1)),
+            "t",
+            0,
+        ))
+        .unwrap();
+        let span = |p: u32| index.range_span(Prefix::new(p).unwrap());
+        for p in 0x10..0x14usize {
+            assert_eq!(index.prefixes_span(p..p + 1), span(p as u32), "{p:05X}");
+        }
+        assert!(span(0x12).is_empty() && !span(0x13).is_empty());
+        assert_eq!(
+            index.prefixes_span(0x10..0x14),
+            span(0x10).start..span(0x13).end
+        );
+        assert_eq!(
+            index.prefixes_span(0..PREFIX_COUNT).len(),
+            hashes.len() * format::record_len(HashKind::Sha1)
+        );
+        assert!(index.prefixes_span(0x11..0x11).is_empty());
     }
 }

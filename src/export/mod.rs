@@ -417,12 +417,7 @@ impl<'a> ScanPages<'a> {
 
     /// The records of prefixes `prefixes` (a filter shard's piece).
     fn prefixes(index: &'a Index<IndexBytes>, prefixes: std::ops::Range<usize>) -> Self {
-        let at = |p: usize| Prefix::new(p as u32).expect("prefix in range");
-        let span = if prefixes.is_empty() {
-            0..0
-        } else {
-            index.range_span(at(prefixes.start)).start..index.range_span(at(prefixes.end - 1)).end
-        };
+        let span = index.prefixes_span(prefixes);
         index.data().prefetch(span.clone());
         ScanPages { index, span }
     }
