@@ -5,14 +5,22 @@ Run through tools/bench-scale.sh, which installs wrk and fio and builds the rele
 Generates a corpus with `hibp-gen corpus` piped into `hibp-mirror import -` (never a dump on
 disk), then, with the page cache dropped before each measurement:
   - fio 4 KiB random reads at QD1 and QD64 and 64 KiB at QD64 (--direct=1): what the disk allows;
+  - fio 4 KiB reads through the page cache by 64 threads (the path a mapped index takes), with
+    the machine's CPU time per read;
+  - a one-read server: a minimal HTTP server that does one direct 4 KiB read per request, seen
+    by the same client as hibp-mirror (what a request/response round trip adds to fio QD1);
   - start to first answer; sequential /checkhash p50/p99; 64-connection /checkhash and /range;
-  - the same server figures inside a memory-limited cgroup (page cache is charged to it).
+  - the same server figures inside a memory-limited cgroup (page cache is charged to it): start-up
+    from a cold cache, then random /range requests until the cgroup is 90% full, then the rest
+    measured full, without dropping the cache (every page read then evicts one: the steady state
+    of a host with less memory than the index).
 Prints every figure and its ratio to the matching fio figure. Nothing is asserted.
 Needs root (drop_caches, cgroups).
 """
 
 import argparse
 import json
+import mmap
 import os
 import random
 import shutil
@@ -47,6 +55,9 @@ request = function()
   end
   if mode == "range" then
     return wrk.format("GET", "/range/" .. rhex(5))
+  end
+  if mode == "range-hot" then
+    return wrk.format("GET", "/range/00000")
   end
   if mode == "checkhash-hot" then
     return wrk.format("GET", "/checkhash/00000" .. rhex(35))
@@ -103,18 +114,83 @@ def generate(args, index):
           f"({args.records / secs / 1e6:.1f} M records/s), index {size / 1e9:.1f} GB")
 
 
-def fio(index, bs, qd, seconds):
-    """fio random reads on the index file itself, bypassing the page cache."""
+def machine_busy():
+    """CPU seconds spent busy so far by all CPUs together (user, nice, system, irq and softirq;
+    not idle, iowait or steal), from /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]
+    user, nice, system, _idle, _iowait, irq, softirq = map(int, fields)
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def fio(index, bs, qd, seconds, buffered=False):
+    """fio random reads on the index file itself: direct (bypassing the page cache) with `qd`
+    reads in flight, or, `buffered`, through the page cache by `qd` threads reading one block at
+    a time, as page faults on a mapping do."""
     drop_caches()
+    if buffered:
+        engine = ["--ioengine=psync", f"--numjobs={qd}", "--thread", "--group_reporting",
+                  "--direct=0", "--fadvise_hint=random"]
+    else:
+        engine = [f"--iodepth={qd}", "--ioengine=libaio", "--direct=1"]
+    busy = machine_busy()
     out = run(
         ["fio", "--name=r", f"--filename={index}", "--readonly", "--rw=randread", f"--bs={bs}",
-         f"--iodepth={qd}", "--ioengine=libaio", "--direct=1", f"--runtime={seconds}",
-         "--time_based", "--output-format=json"],
+         f"--runtime={seconds}", "--time_based", "--output-format=json"] + engine,
         capture_output=True, text=True,
     ).stdout
+    busy = machine_busy() - busy
     job = json.loads(out)["jobs"][0]["read"]
     pct = job["clat_ns"]["percentile"]
-    return {"iops": job["iops"], "p50": pct["50.000000"] / 1e6, "p99": pct["99.000000"] / 1e6}
+    return {"iops": job["iops"], "p50": pct["50.000000"] / 1e6, "p99": pct["99.000000"] / 1e6,
+            "cpu_us": busy / max(job["total_ios"], 1) * 1e6}
+
+
+ONE_READ_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+
+
+def one_read_server(index, port):
+    """Serves HTTP/1.1 on 127.0.0.1:`port` forever, one connection at a time: every request gets
+    `{}` after one direct 4 KiB read at a random offset of `index`. Nothing else happens per
+    request, so a client sees the disk's latency plus the round trip and the wake-ups around it
+    (what fio QD1, which never leaves its loop, does not pay)."""
+    fd = os.open(index, os.O_RDONLY | os.O_DIRECT)
+    blocks = os.fstat(fd).st_size // 4096
+    buf = mmap.mmap(-1, 4096)  # page aligned, as O_DIRECT requires
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(16)
+    while True:
+        conn, _ = listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        pending = b""
+        with conn:
+            while data := conn.recv(65536):
+                pending += data
+                while (end := pending.find(b"\r\n\r\n")) >= 0:
+                    pending = pending[end + 4:]
+                    os.preadv(fd, [buf], random.randrange(blocks) * 4096)
+                    conn.sendall(ONE_READ_RESPONSE)
+
+
+def one_read_reference(index, seconds, script):
+    """Sequential latency of the one-read server under the same `wrk -t1 -c1` as hibp-mirror."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, __file__, "--one-read-server", str(index), str(port)])
+    try:
+        deadline = time.perf_counter() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.perf_counter() > deadline or proc.poll() is not None:
+                    sys.exit("the one-read server did not start")
+                time.sleep(0.05)
+        return wrk(port, "checkhash", 1, 1, seconds, script, index)
+    finally:
+        proc.kill()
+        proc.wait()
 
 
 class Cgroup:
@@ -152,6 +228,13 @@ class Cgroup:
         procs = self.path / "cgroup.procs"
         # The shell moves itself into the cgroup, then becomes the server (same PID).
         return ["sh", "-c", f'echo $$ > {procs} && exec "$@"', "sh"] + cmd
+
+    def usage(self):
+        """Bytes charged to the cgroup now (page cache included), or None under systemd-run."""
+        for name in ("memory.usage_in_bytes", "memory.current"):
+            if self.path and (self.path / name).exists():
+                return int((self.path / name).read_text())
+        return None
 
     def peak(self):
         for name in ("memory.max_usage_in_bytes", "memory.peak"):
@@ -215,9 +298,11 @@ def cached_bytes(index):
         return None
 
 
-def wrk(port, mode, threads, conns, seconds, script, index):
-    drop_caches()
+def wrk(port, mode, threads, conns, seconds, script, index, drop=True):
+    if drop:
+        drop_caches()
     before = cached_bytes(index)
+    busy = machine_busy()
     out = run(
         ["wrk", f"-t{threads}", f"-c{conns}", f"-d{seconds}s", "--timeout", "10s", "--latency",
          "-s", script, f"http://127.0.0.1:{port}"],
@@ -226,41 +311,81 @@ def wrk(port, mode, threads, conns, seconds, script, index):
     line = next(l for l in out.splitlines() if l.startswith("RESULT "))
     requests, _nbytes, duration_us, p50, p99, errors, timeouts = line.split()[1:]
     secs = int(duration_us) / 1e6
+    # The whole machine's CPU time per request: server, client and kernel (I/O, loopback TCP).
+    cpu_us = (machine_busy() - busy) / max(int(requests), 1) * 1e6
     after = cached_bytes(index)
     # Index bytes brought into the page cache per request: what the disk had to deliver. A
     # readahead regression shows here first (e.g. 114 KB per /checkhash instead of one page).
-    read = (after - before) / max(int(requests), 1) if None not in (before, after) else None
+    # Undefined when the cache was not dropped first: a full cache evicts as much as it reads.
+    read = (after - before) / max(int(requests), 1) if drop and None not in (before, after) else None
     return {"rps": int(requests) / secs, "p50": float(p50), "p99": float(p99),
-            "errors": int(errors), "timeouts": int(timeouts), "read_per_request": read}
+            "errors": int(errors), "timeouts": int(timeouts), "read_per_request": read,
+            "cpu_us": cpu_us}
 
 
-def measure(args, binary, index, script, label, wrap=None):
-    """Start-up, sequential and 64-connection figures for one server configuration, cold."""
+def fill(port, script, index, cgroup, share=0.9, limit_s=300):
+    """Random /range requests until the page cache has filled `share` of the cgroup's limit (or
+    `limit_s` passes): from then on every new page read evicts one, the steady state of a host
+    whose memory is smaller than the index. Returns the seconds it took and the share reached."""
+    start = time.perf_counter()
+    while (used := cgroup.usage() or 0) < share * cgroup.limit:
+        if time.perf_counter() - start > limit_s:
+            break
+        wrk(port, "range", 2, 64, 5, script, index, drop=False)
+    return time.perf_counter() - start, used / cgroup.limit
+
+
+def measure(args, binary, index, script, label, cgroup=None):
+    """Start-up, sequential and 64-connection figures for one server configuration. Without a
+    cgroup, each figure starts from an empty page cache. In `cgroup`, start-up is measured cold,
+    then the cgroup is filled and the rest measured full, without dropping the cache."""
     drop_caches()
     load = os.getloadavg()[0]
-    server = Server(binary, index, args.workers, args.serve_arg, wrap)
+    server = Server(binary, index, args.workers, args.serve_arg, cgroup.wrap if cgroup else None)
+    filled = None
     try:
         startup = server.first_answer()
-        seq = wrk(server.port, "checkhash", 1, 1, args.seconds, script, index)
-        check = wrk(server.port, "checkhash", 2, 64, args.seconds, script, index)
-        rng = wrk(server.port, "range", 2, 64, args.seconds, script, index)
+        # Only an index larger than the limit can fill it.
+        full = (cgroup is not None and cgroup.usage() is not None
+                and Path(index).stat().st_size > cgroup.limit)
+        if full:
+            filled = fill(server.port, script, index, cgroup)
+            log(f"{label}: cgroup filled to {filled[1]:.0%} of its limit in {filled[0]:.0f} s")
+
+        def run_wrk(mode, threads, conns):
+            return wrk(server.port, mode, threads, conns, args.seconds, script, index,
+                       drop=not full)
+
+        seq = run_wrk("checkhash", 1, 1)
+        check = run_wrk("checkhash", 2, 64)
+        rng = run_wrk("range", 2, 64)
         # The same server with no I/O at all: every hash in one prefix, cached after the first
         # few requests. What this machine's CPU allows, the ceiling for the cold figures.
-        hot = wrk(server.port, "checkhash-hot", 2, 64, args.seconds, script, index)
+        hot = run_wrk("checkhash-hot", 2, 64)
+        range_hot = run_wrk("range-hot", 2, 64)
     finally:
         server.stop()
     log(f"{label}: done (load average {load:.1f} -> {os.getloadavg()[0]:.1f})")
-    return {"label": label, "startup_ms": startup * 1e3, "seq": seq, "check": check, "range": rng, "hot": hot,
-            "load": load}
+    if filled:
+        label += f", full ({filled[1]:.0%} after {filled[0]:.0f} s)"
+    return {"label": label, "startup_ms": startup * 1e3, "seq": seq, "check": check, "range": rng,
+            "hot": hot, "range_hot": range_hot, "load": load}
 
 
 def report(results, fio_figs, args):
     q1, q64, b64 = fio_figs["4k-qd1"], fio_figs["4k-qd64"], fio_figs["64k-qd64"]
+    cached64, one = fio_figs["4k-cached-64"], fio_figs["one-read"]
+    cores = os.cpu_count()
     print()
     print(f"fio on the index (direct, {args.seconds} s each): "
           f"4 KiB QD1 {q1['iops']:,.0f} IOPS p50 {q1['p50']:.2f} ms p99 {q1['p99']:.2f} ms; "
-          f"4 KiB QD64 {q64['iops']:,.0f} IOPS p99 {q64['p99']:.2f} ms; "
+          f"4 KiB QD64 {q64['iops']:,.0f} IOPS p99 {q64['p99']:.2f} ms "
+          f"({q64['cpu_us']:.1f} us of CPU per read); "
           f"64 KiB QD64 {b64['iops']:,.0f} IOPS p99 {b64['p99']:.2f} ms")
+    print(f"fio 4 KiB through the page cache, 64 threads: {cached64['iops']:,.0f} IOPS, "
+          f"{cached64['cpu_us']:.1f} us of CPU per read")
+    print(f"one-read server (one direct 4 KiB read per request), wrk -t1 -c1: "
+          f"p50 {one['p50']:.2f} ms, p99 {one['p99']:.2f} ms ({one['p99'] / q1['p99']:.1f}x fio QD1)")
     print()
     print("| measure (cold cache) | " + " | ".join(r["label"] for r in results) + " | target |")
     print("|---" * (len(results) + 2) + "|")
@@ -272,7 +397,8 @@ def report(results, fio_figs, args):
     row("start to first answer", lambda r: f"{r['startup_ms']:.0f} ms", "<= 100 ms")
     row("sequential /checkhash p50 / p99",
         lambda r: f"{r['seq']['p50']:.2f} / {r['seq']['p99']:.2f} ms "
-                  f"(p99 {r['seq']['p99'] / q1['p99']:.1f}x fio QD1)",
+                  f"(p99 {r['seq']['p99'] / q1['p99']:.1f}x fio QD1, "
+                  f"{r['seq']['p99'] / one['p99']:.1f}x the one-read server)",
         f"p99 <= 2x fio QD1 p99 ({q1['p99']:.2f} ms)")
     row("/checkhash, 64 conns",
         lambda r: f"{r['check']['rps']:,.0f} req/s ({r['check']['rps'] / q64['iops']:.3f}x fio), "
@@ -285,6 +411,29 @@ def report(results, fio_figs, args):
     row("/checkhash, 64 conns, cached (one prefix: the CPU ceiling, no I/O)",
         lambda r: f"{r['hot']['rps']:,.0f} req/s; cold is {r['check']['rps'] / r['hot']['rps']:.2f}x this",
         "")
+    row("/range, 64 conns, cached (one prefix)",
+        lambda r: f"{r['range_hot']['rps']:,.0f} req/s; cold is "
+                  f"{r['range']['rps'] / r['range_hot']['rps']:.2f}x this", "")
+    row("machine CPU per request, cold / cached (server, client and kernel)",
+        lambda r: f"/checkhash {r['check']['cpu_us']:.0f} / {r['hot']['cpu_us']:.0f} us; "
+                  f"/range {r['range']['cpu_us']:.0f} / {r['range_hot']['cpu_us']:.0f} us", "")
+
+    def bound(cached, read):
+        # Client and server share the machine: a cold request costs at least a cached one plus
+        # its read, so the cores allow at most this many per second.
+        return cores * 1e6 / (cached["cpu_us"] + read["cpu_us"])
+
+    row(f"/checkhash ceiling from CPU: {cores} cores / (cached request + one read), "
+        "the read through the page cache / direct",
+        lambda r: f"{bound(r['hot'], cached64):,.0f} / {bound(r['hot'], q64):,.0f} req/s "
+                  f"({bound(r['hot'], cached64) / q64['iops']:.2f}x / "
+                  f"{bound(r['hot'], q64) / q64['iops']:.2f}x fio QD64); cold reaches "
+                  f"{r['check']['rps'] / bound(r['hot'], cached64):.2f}x the first",
+        "")
+    row(f"/range ceiling from CPU: {cores} cores / (cached /range + one direct 64 KiB read)",
+        lambda r: f"{bound(r['range_hot'], b64):,.0f} req/s "
+                  f"({bound(r['range_hot'], b64) / b64['iops']:.2f}x fio 64 KiB QD64); cold "
+                  f"reaches {r['range']['rps'] / bound(r['range_hot'], b64):.2f}x this", "")
     row("index bytes read per request (/checkhash, /range)",
         lambda r: f"{kib(r['check']['read_per_request'])} / {kib(r['range']['read_per_request'])}",
         "4 KiB / ~40 KiB (one page; one prefix's records)")
@@ -300,6 +449,9 @@ def errs(fig):
 
 
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--one-read-server":
+        one_read_server(sys.argv[2], int(sys.argv[3]))
+        return
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--records", type=float, default=2.1e9)
@@ -345,13 +497,17 @@ def main():
         script = f.name
     try:
         if args.skip_fio:
-            zero = {"iops": float("nan"), "p50": float("nan"), "p99": float("nan")}
-            fio_figs = {k: zero for k in ("4k-qd1", "4k-qd64", "64k-qd64")}
+            nan = float("nan")
+            zero = {"iops": nan, "p50": nan, "p99": nan, "cpu_us": nan}
+            fio_figs = {k: zero for k in ("4k-qd1", "4k-qd64", "64k-qd64", "4k-cached-64",
+                                          "one-read")}
         else:
             fio_figs = {
                 "4k-qd1": fio(index, "4k", 1, args.seconds),
                 "4k-qd64": fio(index, "4k", 64, args.seconds),
                 "64k-qd64": fio(index, "64k", 64, args.seconds),
+                "4k-cached-64": fio(index, "4k", 64, args.seconds, buffered=True),
+                "one-read": one_read_reference(index, args.seconds, script),
             }
         builds = [(args.binary, args.label)]
         if args.baseline_binary:
@@ -368,7 +524,7 @@ def main():
                     break
                 try:
                     r = measure(args, binary, index, script,
-                                f"{label}, {args.memory_limit} limit", cgroup.wrap)
+                                f"{label}, {args.memory_limit} limit", cgroup)
                     peak = cgroup.peak()
                     if peak:
                         r["label"] += f" (peak {peak / 2**30:.1f} GiB)"
