@@ -19,6 +19,7 @@ Needs root (drop_caches, cgroups).
 """
 
 import argparse
+import contextlib
 import json
 import mmap
 import os
@@ -164,7 +165,8 @@ def one_read_server(index, port):
         conn, _ = listener.accept()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         pending = b""
-        with conn:
+        # wrk resets its connections when it stops: that ends this one, not the server.
+        with conn, contextlib.suppress(ConnectionError):
             while data := conn.recv(65536):
                 pending += data
                 while (end := pending.find(b"\r\n\r\n")) >= 0:
