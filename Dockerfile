@@ -53,8 +53,11 @@ USER 10001:10001
 # The index lives on a volume; mount it read-only for `serve` (`-v hibp-data:/data:ro`).
 VOLUME ["/data"]
 EXPOSE 8080
-# No curl in the image: the binary probes its own /healthz over a plain TCP connection.
+# No curl in the image: the binary probes its own /healthz, http://127.0.0.1:8080/healthz unless
+# HIBP_MIRROR_HEALTHCHECK_URL says otherwise. For a server run with --tls-cert, set it to the
+# https:// URL and HIBP_MIRROR_HEALTHCHECK_CA_CERT to the certificate (no shell here, so
+# `docker run --health-cmd`, which needs one, cannot replace this).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
-    CMD ["/usr/local/bin/hibp-mirror", "healthcheck", "--url", "http://127.0.0.1:8080/healthz"]
+    CMD ["/usr/local/bin/hibp-mirror", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/hibp-mirror"]
 CMD ["serve", "--listen", "0.0.0.0:8080", "--index", "/data/sha1.idx"]

@@ -477,6 +477,100 @@ async fn mutual_tls_refuses_clients_without_a_certificate_from_the_ca() {
     server.stop().await;
 }
 
+/// `--ca-cert PATH`, as arguments.
+fn ca_arg(path: &Path) -> [&std::ffi::OsStr; 2] {
+    [std::ffi::OsStr::new("--ca-cert"), path.as_os_str()]
+}
+
+/// Runs `hibp-mirror healthcheck --url URL ARGS...`; its exit status and stderr.
+fn healthcheck(url: &str, args: &[&std::ffi::OsStr]) -> (bool, String) {
+    let out = run(Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
+        .args(["healthcheck", "--url", url])
+        .args(args));
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `hibp-mirror healthcheck` (the image's HEALTHCHECK) probes a TLS server: it trusts what
+/// `--ca-cert` holds, not the system store, checks that the certificate names the host, and
+/// presents a client certificate where the server requires one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_probes_https_with_the_given_ca_and_client_certificate() {
+    let server_ca = Ca::new("server CA");
+    let client_ca = Ca::new("client CA");
+    let files = Files::new();
+    let (cert, key) = server_ca.issue("server", true);
+    files.put("cert.pem", &cert);
+    files.put("key.pem", &key);
+    let ca = files.put("server-ca.pem", &server_ca.pem());
+    let other_ca = files.put("other-ca.pem", &client_ca.pem());
+    let (app_cert, app_key) = client_ca.issue("probe", false);
+    let app_cert = files.put("probe.pem", &app_cert);
+    let app_key = files.put("probe.key", &app_key);
+
+    // Server authentication only.
+    let tls = Arc::new(Tls::load(files.tls_files(None), true).unwrap());
+    let server = start(tls, None).await;
+    let port = server.addr.port();
+    let (ok, stderr) = healthcheck(&https(&server, "/healthz"), &ca_arg(&ca));
+    assert!(ok, "{stderr}");
+    // By name too: the certificate holds `localhost`.
+    let (ok, stderr) = healthcheck(&format!("https://localhost:{port}/healthz"), &ca_arg(&ca));
+    assert!(ok, "{stderr}");
+    // A path that is not 200 fails with the status line.
+    let (ok, stderr) = healthcheck(&https(&server, "/nope"), &ca_arg(&ca));
+    assert!(!ok && stderr.contains("404"), "{stderr}");
+    // The system store does not hold the test CA, nor does another CA's file.
+    let (ok, stderr) = healthcheck(&https(&server, "/healthz"), &[]);
+    assert!(!ok && stderr.contains("certificate"), "{stderr}");
+    let (ok, stderr) = healthcheck(&https(&server, "/healthz"), &ca_arg(&other_ca));
+    assert!(!ok && stderr.contains("certificate"), "{stderr}");
+    // A name the certificate does not hold.
+    let (ok, stderr) = healthcheck(&format!("https://127.0.0.2:{port}/healthz"), &ca_arg(&ca));
+    assert!(!ok, "{stderr}");
+    // Plain http to the TLS port gets no HTTP answer.
+    let (ok, stderr) = healthcheck(&format!("http://127.0.0.1:{port}/healthz"), &[]);
+    assert!(!ok, "{stderr}");
+    // A CA file that holds no certificate is named.
+    let empty = files.put("empty.pem", "");
+    let (ok, stderr) = healthcheck(&https(&server, "/healthz"), &ca_arg(&empty));
+    assert!(!ok && stderr.contains("empty.pem"), "{stderr}");
+    server.stop().await;
+
+    // A self-signed certificate marked as a CA (what `openssl req -x509` makes), named in
+    // --ca-cert: accepted as pinned, though webpki refuses a CA as a server's own certificate.
+    files.put("cert.pem", &server_ca.pem());
+    files.put("key.pem", &server_ca.key.serialize_pem());
+    let tls = Arc::new(Tls::load(files.tls_files(None), true).unwrap());
+    let server = start(tls, None).await;
+    let (ok, stderr) = healthcheck(&https(&server, "/healthz"), &ca_arg(&ca));
+    assert!(ok, "{stderr}");
+    let (ok, stderr) = healthcheck(&https(&server, "/healthz"), &ca_arg(&other_ca));
+    assert!(!ok && stderr.contains("certificate"), "{stderr}");
+    server.stop().await;
+    files.put("cert.pem", &cert);
+    files.put("key.pem", &key);
+
+    // Mutual TLS: refused without a client certificate, served with one from the client CA.
+    let client_ca_path = files.put("client-ca.pem", &client_ca.pem());
+    let tls = Arc::new(Tls::load(files.tls_files(Some(&client_ca_path)), true).unwrap());
+    let server = start(tls, None).await;
+    let url = https(&server, "/healthz");
+    let (ok, stderr) = healthcheck(&url, &ca_arg(&ca));
+    assert!(!ok, "{stderr}");
+    let identity = [
+        std::ffi::OsStr::new("--client-cert"),
+        app_cert.as_os_str(),
+        std::ffi::OsStr::new("--client-key"),
+        app_key.as_os_str(),
+    ];
+    let (ok, stderr) = healthcheck(&url, &[&ca_arg(&ca)[..], &identity[..]].concat());
+    assert!(ok, "{stderr}");
+    server.stop().await;
+}
+
 #[test]
 fn bad_files_are_refused_at_load_with_the_path_named() {
     let ca = Ca::new("test CA");

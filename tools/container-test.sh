@@ -45,7 +45,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 cleanup() {
     set +e
     if [ -x "$DOCKER" ] && $DOCKER info >/dev/null 2>&1; then
-        $DOCKER rm -f "$NAME" >/dev/null 2>&1
+        $DOCKER rm -f "$NAME" "$NAME-tls" >/dev/null 2>&1
         $DOCKER volume rm "$VOLUME" >/dev/null 2>&1
         if [ "$KEEP" = 0 ]; then
             $DOCKER image rm "$IMAGE" >/dev/null 2>&1
@@ -195,6 +195,40 @@ for target in /probe.idx /data/probe.idx; do
 done
 if $DOCKER exec "$NAME" /bin/sh -c true >/dev/null 2>&1; then fail "the image has a shell"; fi
 echo "no /bin/sh in the image"
+
+say "serve over TLS; the image's HEALTHCHECK switched to https by environment (no shell for --health-cmd)"
+mkdir -p "$WORK/tls"
+# A self-signed certificate as operators make them (marked as a CA: the probe pins it).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=localhost \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null
+chmod 0644 "$WORK/tls/key.pem"  # readable by uid 10001 in the container
+$DOCKER run -d --name "$NAME-tls" --read-only -v "$VOLUME":/data:ro -v "$WORK/tls":/certs:ro \
+    -e HIBP_MIRROR_HEALTHCHECK_URL=https://127.0.0.1:8080/healthz \
+    -e HIBP_MIRROR_HEALTHCHECK_CA_CERT=/certs/cert.pem \
+    --health-interval 1s --health-start-period 20s "$IMAGE" \
+    serve --listen 0.0.0.0:8080 --index /data/sha1.idx \
+    --tls-cert /certs/cert.pem --tls-key /certs/key.pem >/dev/null
+status=
+for _ in $(seq 60); do
+    status=$($DOCKER inspect -f '{{.State.Health.Status}}' "$NAME-tls")
+    [ "$status" = healthy ] && break
+    [ "$($DOCKER inspect -f '{{.State.Running}}' "$NAME-tls")" = true ] || break
+    sleep 0.5
+done
+[ "$status" = healthy ] || { $DOCKER logs "$NAME-tls" >&2; fail "TLS container: health status is '$status'"; }
+echo "TLS container health status: $status"
+# The same probe over plain http, or trusting nothing given, must fail against it.
+if $DOCKER exec -e HIBP_MIRROR_HEALTHCHECK_URL=http://127.0.0.1:8080/healthz "$NAME-tls" \
+    /usr/local/bin/hibp-mirror healthcheck >/dev/null 2>&1; then
+    fail "plain-http healthcheck passed against the TLS server"
+fi
+if out=$($DOCKER exec -e HIBP_MIRROR_HEALTHCHECK_CA_CERT= "$NAME-tls" \
+    /usr/local/bin/hibp-mirror healthcheck 2>&1); then
+    fail "https healthcheck passed without the certificate to trust"
+fi
+echo "without the certificate: $out"
+$DOCKER rm -f "$NAME-tls" >/dev/null
 
 say "stop"
 start=$SECONDS

@@ -1,12 +1,20 @@
-//! The client side of `/healthz`: a minimal blocking HTTP/1.1 GET over plain TCP, for container
+//! The client side of `/healthz`: a minimal blocking HTTP/1.1 GET over TCP or TLS, for container
 //! `HEALTHCHECK`s (`hibp-mirror healthcheck`), so images need no curl or wget.
 //!
 //! It speaks just enough HTTP for this server's `/healthz`: one request with `Connection: close`,
-//! and only the status line of the answer is read.
+//! and only the status line of the answer is read. An `https://` URL is probed over TLS with the
+//! same checks as any client (the certificate must chain to a trusted CA and name the host), or
+//! against a pinned certificate (see [`tls::client_config`]).
 
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+
+use super::tls::{self, TlsError};
 
 /// What `healthcheck` probes by default: the container's own server on the default port.
 pub const DEFAULT_URL: &str = "http://127.0.0.1:8080/healthz";
@@ -17,11 +25,20 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Why a probe failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HealthcheckError {
-    /// The URL does not start with `http://` (TLS is not spoken).
-    #[error("healthcheck only speaks plain http://, got {url:?}")]
+    /// The URL starts with neither `http://` nor `https://`.
+    #[error("healthcheck speaks http:// and https://, got {url:?}")]
     NotHttp {
         /// The URL given.
         url: String,
+    },
+    /// The TLS client could not be set up from the given files.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The URL's host is not a name or address a certificate can be checked against.
+    #[error("{host:?} is not a valid TLS server name")]
+    ServerName {
+        /// The host part of the URL.
+        host: String,
     },
     /// The host and port could not be resolved to an address.
     #[error("cannot resolve {authority}")]
@@ -53,12 +70,25 @@ pub enum HealthcheckError {
     },
 }
 
-/// GETs `url` (`http://HOST:PORT/PATH`) with `timeout` per connect, read and write, and succeeds
-/// when the status line says 200.
-pub fn probe(url: &str, timeout: Duration) -> Result<(), HealthcheckError> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| HealthcheckError::NotHttp { url: url.into() })?;
+/// How [`probe`] speaks TLS to an `https://` URL (unused for `http://`).
+#[derive(Debug, Clone, Default)]
+pub struct HttpsOptions {
+    /// PEM file of the certificates to trust: the server's CA, or a self-signed server
+    /// certificate itself. `None`: the system's trust store.
+    pub ca_cert: Option<PathBuf>,
+    /// PEM files of a client certificate chain and its key, for a server that requires one
+    /// (`serve --tls-client-ca`).
+    pub client_identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// GETs `url` (`http://HOST:PORT/PATH` or `https://HOST:PORT/PATH`) with `timeout` per connect,
+/// read and write, and succeeds when the status line says 200.
+pub fn probe(url: &str, timeout: Duration, https: &HttpsOptions) -> Result<(), HealthcheckError> {
+    let (rest, tls) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (rest, false),
+        (_, Some(rest)) => (rest, true),
+        _ => return Err(HealthcheckError::NotHttp { url: url.into() }),
+    };
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
     let resolve_error = |source| HealthcheckError::Resolve {
         authority: authority.into(),
@@ -76,10 +106,41 @@ pub fn probe(url: &str, timeout: Duration) -> Result<(), HealthcheckError> {
             source,
         }
     };
-    let mut stream =
-        TcpStream::connect_timeout(&addr, timeout).map_err(io_error("connecting to"))?;
-    let status_line =
-        exchange(&mut stream, authority, path, timeout).map_err(io_error("talking to"))?;
+    let client = if tls {
+        let identity = https
+            .client_identity
+            .as_ref()
+            .map(|(cert, key)| (cert.as_path(), key.as_path()));
+        let config = tls::client_config(https.ca_cert.as_deref(), identity)?;
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _port)| host)
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let name = ServerName::try_from(host.to_owned())
+            .map_err(|_| HealthcheckError::ServerName { host: host.into() })?;
+        let conn = rustls::ClientConnection::new(Arc::new(config), name).map_err(|reason| {
+            TlsError::Rustls {
+                context: "TLS client",
+                reason,
+            }
+        })?;
+        Some(conn)
+    } else {
+        None
+    };
+    let stream = TcpStream::connect_timeout(&addr, timeout).map_err(io_error("connecting to"))?;
+    stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)))
+        .map_err(io_error("connecting to"))?;
+    // A TLS handshake failure (an untrusted certificate, a wrong name, no client certificate)
+    // surfaces as an I/O error of the first exchange, with rustls' reason in its message.
+    let status_line = match client {
+        Some(conn) => exchange(rustls::StreamOwned::new(conn, stream), authority, path),
+        None => exchange(stream, authority, path),
+    }
+    .map_err(io_error("talking to"))?;
     let status = status_line.split_whitespace().nth(1).unwrap_or("");
     if status != "200" {
         return Err(HealthcheckError::Status {
@@ -91,18 +152,12 @@ pub fn probe(url: &str, timeout: Duration) -> Result<(), HealthcheckError> {
 }
 
 /// Sends the request and returns the response's first line (at most 64 bytes of it).
-fn exchange(
-    stream: &mut TcpStream,
-    authority: &str,
-    path: &str,
-    timeout: Duration,
-) -> io::Result<String> {
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
+fn exchange(mut stream: impl Read + Write, authority: &str, path: &str) -> io::Result<String> {
     write!(
         stream,
         "GET /{path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: hibp-mirror-healthcheck\r\nConnection: close\r\n\r\n"
     )?;
+    stream.flush()?;
     let mut head = [0u8; 64];
     let mut n = 0;
     while n < head.len() && !head[..n].contains(&b'\n') {
@@ -123,7 +178,8 @@ mod tests {
     use crate::server::{self, App, Config, IndexSet};
 
     /// The probe against the real server over loopback TCP: 200 on `/healthz`, a status error
-    /// naming the status line elsewhere, and clear errors for https and a closed port.
+    /// naming the status line elsewhere, and clear errors for another scheme, https to a plain
+    /// server, and a closed port. (https to a TLS server: `tests/tls.rs`.)
     #[test]
     fn probes_the_real_server() {
         let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -142,23 +198,29 @@ mod tests {
             let _ = stopped.await;
         }));
 
-        probe(&format!("http://{addr}/healthz"), DEFAULT_TIMEOUT).unwrap();
-        match probe(&format!("http://{addr}/nope"), DEFAULT_TIMEOUT) {
+        let plain = HttpsOptions::default();
+        probe(&format!("http://{addr}/healthz"), DEFAULT_TIMEOUT, &plain).unwrap();
+        match probe(&format!("http://{addr}/nope"), DEFAULT_TIMEOUT, &plain) {
             Err(HealthcheckError::Status { status_line, .. }) => {
                 assert!(status_line.starts_with("HTTP/1.1 404"), "{status_line}")
             }
             other => panic!("expected a status error, got {other:?}"),
         }
         assert!(matches!(
-            probe(&format!("https://{addr}/healthz"), DEFAULT_TIMEOUT),
+            probe(&format!("ftp://{addr}/healthz"), DEFAULT_TIMEOUT, &plain),
             Err(HealthcheckError::NotHttp { .. })
         ));
+        // A TLS hello to a plain server: refused, as an error talking to it.
+        match probe(&format!("https://{addr}/healthz"), DEFAULT_TIMEOUT, &plain) {
+            Err(HealthcheckError::Io { stage, .. }) => assert_eq!(stage, "talking to"),
+            other => panic!("expected a TLS failure, got {other:?}"),
+        }
 
         stop.send(()).unwrap();
         runtime.block_on(server).unwrap().unwrap();
         // Nothing listens there any more.
         assert!(matches!(
-            probe(&format!("http://{addr}/healthz"), DEFAULT_TIMEOUT),
+            probe(&format!("http://{addr}/healthz"), DEFAULT_TIMEOUT, &plain),
             Err(HealthcheckError::Io { .. })
         ));
     }

@@ -16,10 +16,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig};
+use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
@@ -198,15 +200,133 @@ fn read_certs(what: &'static str, path: &Path) -> Result<Vec<CertificateDer<'sta
     Ok(certs)
 }
 
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|source| TlsError::Pem {
+        what: "private key",
+        path: path.to_owned(),
+        reason: source,
+    })
+}
+
+/// A client configuration for probing a server (`healthcheck`): TLS 1.2 and 1.3, ring provider,
+/// trusting the certificates in `ca` (a CA, or the server's own certificate, self-signed or
+/// not), or the system's trust store without one; presenting `identity` (certificate chain and
+/// key files) to servers that require a client certificate.
+pub fn client_config(
+    ca: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+) -> Result<ClientConfig, TlsError> {
+    let rustls_error = |context| move |reason| TlsError::Rustls { context, reason };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    let mut pinned = Vec::new();
+    match ca {
+        Some(path) => {
+            for cert in read_certs("CA certificate", path)? {
+                // A certificate webpki cannot use as a trust anchor can still be pinned.
+                let _ = roots.add(cert.clone());
+                pinned.push(cert);
+            }
+        }
+        // Unreadable entries of the system store are skipped, as browsers and curl do.
+        None => {
+            let _ = roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+        }
+    }
+    // No trust anchor at all (no usable CA in the file, or an empty system store): only pinned
+    // certificates can pass.
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .ok();
+    let signatures = provider.signature_verification_algorithms;
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(rustls_error("TLS versions"))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedOrWebPki {
+            pinned,
+            webpki,
+            signatures,
+        }));
+    match identity {
+        None => Ok(builder.with_no_client_auth()),
+        Some((cert, key)) => builder
+            .with_client_auth_cert(read_certs("client certificate", cert)?, read_key(key)?)
+            .map_err(rustls_error("client certificate and key")),
+    }
+}
+
+/// Accepts a server certificate that is byte for byte one of `pinned` (the operator named that
+/// very certificate), otherwise verifies it as any client does (chain to a trusted CA, name,
+/// validity). `openssl req -x509` makes self-signed certificates marked as CAs, which webpki
+/// refuses as a server's own certificate; pinning is how curl's `--cacert` accepts them too.
+/// The handshake signature is always checked, so the server must hold the certificate's key.
+#[derive(Debug)]
+struct PinnedOrWebPki {
+    pinned: Vec<CertificateDer<'static>>,
+    /// `None` without any trust anchor.
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    signatures: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PinnedOrWebPki {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self
+            .pinned
+            .iter()
+            .any(|cert| cert.as_ref() == end_entity.as_ref())
+        {
+            return Ok(ServerCertVerified::assertion());
+        }
+        match &self.webpki {
+            Some(webpki) => webpki.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            )),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.signatures)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.signatures)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.signatures.supported_schemes()
+    }
+}
+
 /// Builds a server configuration: TLS 1.2 and 1.3 only, ring provider, ALPN, and client
 /// verification when a client CA is given.
 fn build_config(files: &TlsFiles, http2: bool) -> Result<ServerConfig, TlsError> {
     let certs = read_certs("certificate", &files.cert)?;
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|source| TlsError::Pem {
-        what: "private key",
-        path: files.key.clone(),
-        reason: source,
-    })?;
+    let key = read_key(&files.key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
