@@ -137,15 +137,90 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         let (start, end) = self.ordinals(prefix);
         let record_len = self.header.record_len();
         let records = &self.records()[start as usize * record_len..end as usize * record_len];
+        self.range_over(prefix, records, start)
+    }
+
+    /// [`Index::range`] over a copy of the prefix's records read elsewhere (a direct read of
+    /// [`Index::range_span`]), or `None` if `records` is not that span's length. Escaped counts
+    /// are still looked up in this index's overflow table.
+    pub fn range_from<'a>(&'a self, prefix: Prefix, records: &'a [u8]) -> Option<Range<'a>> {
+        let (start, end) = self.ordinals(prefix);
+        let len = (end - start) as usize * self.header.record_len();
+        (records.len() == len).then(|| self.range_over(prefix, records, start))
+    }
+
+    /// A range of consecutive records of `prefix`, the first being number `first_ordinal` of
+    /// the index.
+    fn range_over<'a>(
+        &'a self,
+        prefix: Prefix,
+        records: &'a [u8],
+        first_ordinal: u64,
+    ) -> Range<'a> {
         Range {
             prefix,
             kind: self.header.kind,
             records,
-            record_len,
-            first_ordinal: start,
+            record_len: self.header.record_len(),
+            first_ordinal,
             overflow: self.overflow(),
             overflow_blocks: self.overflow_blocks.get().map(|b| &b[..]),
         }
+    }
+
+    /// [`Index::lookup`] from a copy of the file's bytes `window_span` read elsewhere (a direct
+    /// read of [`Index::lookup_span`]): `Some(answer)` when the window decides it, `None` when
+    /// the hash sorts outside the window's records and the prefix goes on past them (rare: the
+    /// hash lies far from its interpolated position), or the window is not made of whole
+    /// records of the hash's prefix. Then ask [`Index::lookup`].
+    pub fn lookup_in(
+        &self,
+        hash: &Hash,
+        window: &[u8],
+        window_span: std::ops::Range<usize>,
+    ) -> Option<Option<u32>> {
+        if hash.kind() != self.header.kind {
+            return Some(None);
+        }
+        let prefix = hash.prefix();
+        let span = self.range_span(prefix);
+        let record_len = self.header.record_len();
+        let within = span.start <= window_span.start && window_span.end <= span.end;
+        if !within
+            || window.len() != window_span.len()
+            || (window_span.start - span.start) % record_len != 0
+            || window.len() % record_len != 0
+        {
+            return None;
+        }
+        let first = (window_span.start - span.start) / record_len;
+        let (start, _) = self.ordinals(prefix);
+        let range = self.range_over(prefix, window, start + first as u64);
+        let mut probe = [0u8; format::MAX_RECORD_LEN];
+        format::encode_record(hash.as_bytes(), 0, &mut probe[..record_len]);
+        let target = format::record_key(&probe[..record_len]);
+        let key = |i: usize| format::record_key(range.record(i));
+        // The first record not below the target.
+        let (mut at, mut hi) = (0, range.len());
+        while at < hi {
+            let mid = at + (hi - at) / 2;
+            if key(mid) < target {
+                at = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if at < range.len() && key(at) == target {
+            return Some(Some(range.count_at(at)));
+        }
+        // Absent from the window; absent from the prefix only if the window reaches the
+        // prefix's edge on the side where the hash would sort.
+        let reaches_start = window_span.start == span.start;
+        let reaches_end = window_span.end == span.end;
+        if (at == 0 && !reaches_start) || (at == range.len() && !reaches_end) {
+            return None;
+        }
+        Some(None)
     }
 
     /// The count for `hash`, or `None` if it is not in the index (or is of another kind).
@@ -351,6 +426,26 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
             }
             None => span,
         }
+    }
+}
+
+impl<D: AsRef<[u8]> + Sync> Index<D> {
+    /// [`Index::lookup_span`] widened to the whole records of the hash's prefix that lie in the
+    /// `block`-aligned blocks it touches: what one aligned read of those blocks holds anyway, and
+    /// a wider margin for [`Index::lookup_in`] at no extra I/O. `block` is a power of two.
+    pub fn lookup_block_span(&self, hash: &Hash, block: usize) -> std::ops::Range<usize> {
+        let within = self.range_span(hash.prefix());
+        let span = self.lookup_span(hash);
+        if span.is_empty() {
+            return span;
+        }
+        let record_len = self.header.record_len();
+        let start = (span.start & !(block - 1)).max(within.start);
+        let end = span.end.next_multiple_of(block).min(within.end);
+        // Whole records only, counted from the prefix's first.
+        let start = within.start + (start - within.start).next_multiple_of(record_len);
+        let end = within.start + (end - within.start) / record_len * record_len;
+        start.min(span.start)..end.max(span.end)
     }
 }
 
@@ -907,5 +1002,133 @@ mod span_tests {
             hashes.len() * format::record_len(HashKind::Sha1)
         );
         assert!(index.prefixes_span(0x11..0x11).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use super::*;
+    use crate::writer::build_in_memory;
+
+    fn next(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Lookups and ranges answered from a copy of some of the file's bytes agree with the
+    /// mapped answers: a window either decides a lookup correctly or declines it, the lookup's
+    /// own window and the whole prefix always decide, and escaped counts still resolve.
+    #[test]
+    fn windows_answer_as_the_mapping_or_decline() {
+        let mut state = 7;
+        // 2,000 hashes in prefix 0x12345, a few in its neighbours; every 50th count escaped.
+        let mut hashes: Vec<([u8; 20], u32)> = (0..2_000)
+            .map(|i| {
+                let mut h = [0u8; 20];
+                for b in h.iter_mut() {
+                    *b = next(&mut state) as u8;
+                }
+                let prefix: u32 = match i % 100 {
+                    0 => 0x12344,
+                    1 => 0x12346,
+                    _ => 0x12345,
+                };
+                h[0] = (prefix >> 12) as u8;
+                h[1] = (prefix >> 4) as u8;
+                h[2] = (prefix as u8) << 4 | (h[2] & 0x0F);
+                let count = if i % 50 == 7 {
+                    100_000 + i
+                } else {
+                    1 + i % 4000
+                };
+                (h, count)
+            })
+            .collect();
+        hashes.sort();
+        hashes.dedup_by(|a, b| a.0 == b.0);
+        let index = Index::open(build_in_memory(
+            HashKind::Sha1,
+            hashes.iter().map(|(h, c)| (&h[..], *c)),
+            "t",
+            0,
+        ))
+        .unwrap();
+        let bytes = index.bytes();
+        let prefix = Prefix::new(0x12345).unwrap();
+        let span = index.range_span(prefix);
+        let record_len = format::record_len(HashKind::Sha1);
+
+        // /range from a copy of the prefix's bytes.
+        let copied = index.range_from(prefix, &bytes[span.clone()]).unwrap();
+        let entries = |r: Range<'_>| -> Vec<(Vec<u8>, u32)> {
+            r.into_iter()
+                .map(|e| (e.record.to_vec(), e.count()))
+                .collect()
+        };
+        assert_eq!(entries(copied), entries(index.range(prefix)));
+        assert!(index
+            .range_from(prefix, &bytes[span.start..span.end - 1])
+            .is_none());
+
+        let mut declined = 0;
+        let mut own_declined = [0usize; 2];
+        for (i, (h, _)) in hashes.iter().enumerate() {
+            // Present, and an absent neighbour (last byte changed).
+            let mut absent = *h;
+            absent[19] ^= 0x5A;
+            for raw in [*h, absent] {
+                let hash = Hash::from_bytes(HashKind::Sha1, &raw).unwrap();
+                let want = index.lookup(&hash);
+                if hash.prefix() != prefix {
+                    continue;
+                }
+                // The whole prefix always decides; the lookup's window often, its pages nearly always.
+                assert_eq!(
+                    index.lookup_in(&hash, &bytes[span.clone()], span.clone()),
+                    Some(want)
+                );
+                let own = index.lookup_span(&hash);
+                let pages = index.lookup_block_span(&hash, 4096);
+                assert!(pages.start <= own.start && own.end <= pages.end);
+                assert!(pages.start >= span.start && pages.end <= span.end);
+                assert_eq!((pages.start - span.start) % record_len, 0);
+                assert_eq!((pages.end - span.start) % record_len, 0);
+                for (k, w) in [own, pages].into_iter().enumerate() {
+                    match index.lookup_in(&hash, &bytes[w.clone()], w.clone()) {
+                        Some(got) => assert_eq!(got, want, "hash {i} window {w:?}"),
+                        None => own_declined[k] += 1,
+                    }
+                }
+                // Arbitrary record-aligned windows: right, or declined.
+                let records = span.len() / record_len;
+                let a = next(&mut state) as usize % (records + 1);
+                let b = a + next(&mut state) as usize % (records + 1 - a);
+                let w = span.start + a * record_len..span.start + b * record_len;
+                match index.lookup_in(&hash, &bytes[w.clone()], w.clone()) {
+                    Some(got) => assert_eq!(got, want, "hash {i} window {w:?}"),
+                    None => declined += 1,
+                }
+                // Misaligned or foreign windows are declined, never misread.
+                let off = w.start + 1..w.end + 1;
+                assert_eq!(index.lookup_in(&hash, &bytes[off.clone()], off), None);
+            }
+        }
+        assert!(
+            declined > 0,
+            "no random window declined: the edge rule was not exercised"
+        );
+        // A hash far from its interpolated place: a quarter of the time beyond the lookup span
+        // of 32 records either side, rarely beyond the pages that span touches (25 of 4,000 here).
+        let asked = 2 * hashes.len();
+        assert!(own_declined[1] * 50 < asked, "{own_declined:?} of {asked}");
+        assert!(
+            own_declined[1] < own_declined[0],
+            "{own_declined:?} of {asked}"
+        );
+        // The escaped counts came from the overflow table through the copy.
+        assert!(hashes.iter().any(|(_, c)| *c > 100_000));
     }
 }

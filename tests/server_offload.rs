@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use hibp_mirror::index::LOOKUP_SPAN;
-use hibp_mirror::server::{App, Config, Handler, IndexSet, IndexSource, Metrics, ReadOffload};
+use hibp_mirror::server::direct::DirectFile;
+use hibp_mirror::server::{
+    App, ColdReads, Config, Handler, IndexSet, IndexSource, Metrics, ReadOffload,
+};
 use hibp_mirror::server::{ResponseBody, Route};
 use hibp_mirror::{Hash, HashKind, Prefix};
 use hyper::body::Incoming;
@@ -58,6 +61,9 @@ impl Handler for Counting {
         }
         cold
     }
+    fn read_cold(&self, route: Route, req: &mut Request<Incoming>) {
+        self.app.read_cold(route, req)
+    }
     fn config(&self) -> &Config {
         self.app.config()
     }
@@ -67,9 +73,18 @@ impl Handler for Counting {
 }
 
 async fn start(path: &Path, read_offload: ReadOffload) -> TestServer<Counting> {
+    start_with(path, read_offload, ColdReads::Cache).await
+}
+
+async fn start_with(
+    path: &Path,
+    read_offload: ReadOffload,
+    cold_reads: ColdReads,
+) -> TestServer<Counting> {
     let indexes = IndexSet::open(Some(IndexSource::File(path.to_owned())), None).unwrap();
     let config = Config {
         read_offload,
+        cold_reads,
         reads_in_flight: 4,
         ..support::test_config()
     };
@@ -226,4 +241,127 @@ async fn a_read_window_is_cold_after_eviction_and_warm_after_a_read() {
     assert!(index.data().is_resident(span.start..span.start));
     let len = index.data().as_ref().len();
     assert!(!index.data().is_resident(len - 10..len + 10));
+}
+
+/// Whether this file system reads `path` with O_DIRECT (tmpfs does not); says so when not.
+fn direct_reads_work(path: &Path) -> bool {
+    match DirectFile::reopen(&std::fs::File::open(path).unwrap()) {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("no O_DIRECT for {}: {e}; not tested here", path.display());
+            false
+        }
+    }
+}
+
+/// Every span of a file, read directly at any offset, equals the same bytes read normally.
+#[test]
+fn direct_reads_match_the_file_at_any_offset() {
+    const BLOCK: usize = 4096;
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("f");
+    let data: Vec<u8> = (0..3 * BLOCK + 123)
+        .map(|i| (i * 7 + i / 251) as u8)
+        .collect();
+    std::fs::write(&path, &data).unwrap();
+    if !direct_reads_work(&path) {
+        return;
+    }
+    let direct = DirectFile::reopen(&std::fs::File::open(&path).unwrap()).unwrap();
+    for (start, end) in [
+        (0, 0),
+        (0, 1),
+        (1, BLOCK),
+        (BLOCK - 1, BLOCK + 1),
+        (BLOCK, 2 * BLOCK),
+        (5, data.len()),
+        (data.len() - 3, data.len()),
+    ] {
+        let window = direct.read(start..end).unwrap();
+        assert_eq!(window.span(), start..end);
+        assert_eq!(
+            window.get(start..end).unwrap(),
+            &data[start..end],
+            "{start}..{end}"
+        );
+        if end > start {
+            assert_eq!(window.get(start + 1..end).unwrap(), &data[start + 1..end]);
+        }
+        assert!(window.get(start..end + 1).is_none());
+    }
+    assert!(direct.read(0..data.len() + 1).is_err());
+}
+
+/// `--cold-reads direct`: the same right answers in every offload mode, each cold request read
+/// directly, so the records stay out of the page cache: the same prefix asked again is still
+/// cold. (Through the page cache, the second asking is warm.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_cold_reads_answer_right_and_leave_the_page_cache_alone() {
+    let synth = synth();
+    let (_dir, path) = index_file();
+    if !direct_reads_work(&path) {
+        return;
+    }
+    let (paths, expected) = request_paths(&synth);
+    let index = support::open_index(&path);
+    let range_spans: Vec<_> = expected
+        .iter()
+        .filter_map(|(what, _)| what.strip_prefix("range "))
+        .map(|p| index.range_span(Prefix::parse(p.as_bytes()).unwrap()))
+        .filter(|span| !span.is_empty())
+        .collect();
+    assert!(!range_spans.is_empty());
+    let reading = paths
+        .iter()
+        .zip(&expected)
+        .filter(|(_, (what, _))| {
+            what.strip_prefix("range ").is_none_or(|p| {
+                !index
+                    .range_span(Prefix::parse(p.as_bytes()).unwrap())
+                    .is_empty()
+            })
+        })
+        .count();
+    for (mode, cold_reads) in [
+        (ReadOffload::Auto, ColdReads::Direct),
+        (ReadOffload::Never, ColdReads::Direct),
+        (ReadOffload::Always, ColdReads::Direct),
+        (ReadOffload::Auto, ColdReads::Cache),
+    ] {
+        evict(&path);
+        let server = start_with(&path, mode, cold_reads).await;
+        // Twice: the second round finds the pages cold again only if the first read directly.
+        for round in 0..2 {
+            let got = answers(&server, &paths).await;
+            for ((what, count), body) in expected.iter().zip(&got) {
+                if let Some(prefix) = what.strip_prefix("range ") {
+                    let prefix = u32::from_str_radix(prefix, 16).unwrap();
+                    assert_eq!(body, &synth.range_body(prefix), "{mode:?} {cold_reads:?}");
+                } else {
+                    assert!(
+                        body.contains(&format!("\"timesseen\":{count},")),
+                        "{mode:?} {cold_reads:?}: {body}"
+                    );
+                }
+            }
+            let cold = server.handler.cold.load(Ordering::Relaxed);
+            match cold_reads {
+                // Every request that reads records found them cold, both rounds.
+                ColdReads::Direct => {
+                    assert_eq!(cold, reading * (round + 1), "{mode:?} round {round}")
+                }
+                // The first round brought them in.
+                ColdReads::Cache => assert!(round == 0 || cold < reading * 2, "{cold}"),
+            }
+        }
+        let cached = range_spans
+            .iter()
+            .filter(|span| index.data().is_resident((*span).clone()))
+            .count();
+        match cold_reads {
+            ColdReads::Direct => assert_eq!(cached, 0, "{mode:?}: bodies read into the page cache"),
+            ColdReads::Cache => assert_eq!(cached, range_spans.len()),
+        }
+        server.stop().await;
+    }
 }

@@ -119,6 +119,11 @@ pub struct ServeArgs {
     /// a cold window read ahead first; with `--workers 16`, faster on a mostly cold index).
     #[arg(long, env = "HIBP_MIRROR_READ_OFFLOAD", default_value = "auto")]
     read_offload: server::ReadOffload,
+    /// How index bytes not in the page cache are read: cache (through the page cache, which
+    /// keeps them for the next request) or direct (O_DIRECT into a buffer: less CPU per cold
+    /// request, nothing cached; for hosts that cannot hold the index).
+    #[arg(long, env = "HIBP_MIRROR_COLD_READS", default_value = "cache")]
+    cold_reads: server::ColdReads,
     /// Most index reads from disk in flight at once, at least 1 (the disk queue depth the server
     /// drives; further cold requests wait).
     #[arg(long, value_name = "N", env = "HIBP_MIRROR_READS_IN_FLIGHT",
@@ -217,6 +222,7 @@ impl ServeArgs {
             http2: self.http2,
             page: self.page,
             read_offload: self.read_offload,
+            cold_reads: self.cold_reads,
             reads_in_flight: self.reads_in_flight,
             max_connections_per_ip: self.max_connections_per_ip,
             send_timeout: self.send_timeout.0,

@@ -18,13 +18,14 @@ use hyper::{Method, Request, Response, StatusCode};
 use crate::hash::{Hash, HashKind, Prefix};
 
 use super::body::ResponseBody;
+use super::direct::Window;
 use super::indexes::{IndexSet, Served};
 use super::metrics::Metrics;
 use super::page::Asset;
 use super::post::PostedBody;
 use super::render::{append_padding, gzip_compressed, gzip_stored, render_range};
 use super::route::{Route, CHECKHASH_PATH, CHECKHASH_POST_PATH, RANGE_PATH};
-use super::Config;
+use super::{ColdReads, Config};
 
 /// The request header that asks for padding.
 pub const ADD_PADDING: HeaderName = HeaderName::from_static("add-padding");
@@ -129,7 +130,9 @@ impl App {
                             ),
                         }
                     }
-                    (&Method::GET | &Method::HEAD, Some(hash)) => self.checkhash(hash),
+                    (&Method::GET | &Method::HEAD, Some(hash)) => {
+                        self.checkhash(hash, req.extensions().get())
+                    }
                     // `/checkhash` takes the hash in a POST body only.
                     (_, None) => method_not_allowed(POST_ALLOW),
                     // A POST with the hash in the path: the hash belongs in the body.
@@ -162,50 +165,56 @@ impl App {
     }
 
     /// Whether answering `req` reads index pages that are not in the page cache, so it may
-    /// block on the disk. When it does, the reads are asked for now (`MADV_WILLNEED` on exactly
-    /// the records the answer needs), so the disk starts on them at once, in one batch. Requests
-    /// that read no index (errors, `/healthz`, `/metrics`, a kind not served) never block.
+    /// block on the disk. When it does, with [`ColdReads::Cache`], the reads are asked for now
+    /// (`MADV_WILLNEED` on exactly the records the answer needs), so the disk starts on them at
+    /// once, in one batch. Requests that read no index (errors, `/healthz`, `/metrics`, a kind
+    /// not served) never block.
     pub fn may_block<B>(&self, route: Route, req: &Request<B>) -> bool {
-        let path = req.uri().path();
-        let (kind, span) = match route {
-            Route::Range => {
-                let Some(Ok(prefix)) = path
-                    .strip_prefix(RANGE_PATH)
-                    .map(|p| Prefix::parse(p.as_bytes()))
-                else {
-                    return false;
-                };
-                // A refused query (a repeated `mode`) reads no index.
-                let Ok(kind) = range_mode(req.uri().query()) else {
-                    return false;
-                };
-                (kind, Spanned::Range(prefix))
-            }
-            Route::CheckHash => {
-                let Some(Ok(hash)) = path
-                    .strip_prefix(CHECKHASH_PATH)
-                    .map(|h| Hash::parse_hex(h.as_bytes()))
-                else {
-                    return false;
-                };
-                (hash.kind(), Spanned::Lookup(hash))
-            }
-            _ => return false,
+        let Some(kind) = read_kind(route, req) else {
+            return false;
         };
         let guard = self.indexes.load(kind);
         let Some(served) = guard.as_ref() else {
             return false;
         };
-        let index = served.index();
-        let span = match span {
-            Spanned::Range(prefix) => index.range_span(prefix),
-            Spanned::Lookup(hash) => index.lookup_span(&hash),
+        let Some(span) = read_span(served, route, req, false) else {
+            return false;
         };
-        if index.data().is_resident(span.clone()) {
+        let data = served.index().data();
+        if data.is_resident(span.clone()) {
             return false;
         }
-        index.data().prefetch(span);
+        if self.config.cold_reads == ColdReads::Cache {
+            data.prefetch(span);
+        }
         true
+    }
+
+    /// With [`ColdReads::Direct`], reads the bytes answering `req` needs from the index file
+    /// directly (blocking), and leaves them in the request's extensions for [`App::respond_route`]
+    /// to answer from. Does nothing otherwise, or when the read fails (the answer then reads the
+    /// mapping, as with [`ColdReads::Cache`]).
+    pub fn read_cold<B>(&self, route: Route, req: &mut Request<B>) {
+        if self.config.cold_reads != ColdReads::Direct {
+            return;
+        }
+        let Some(served) = read_kind(route, req).and_then(|kind| self.indexes.get(kind)) else {
+            return;
+        };
+        let Some(span) = read_span(&served, route, req, true) else {
+            return;
+        };
+        let Some(direct) = served.direct() else {
+            return;
+        };
+        match direct.read(span) {
+            Ok(window) => {
+                req.extensions_mut().insert(ColdWindow { served, window });
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "direct read of the index failed; reading the mapping")
+            }
+        }
     }
 
     fn range<B>(&self, req: &Request<B>, prefix_text: &str) -> Response<ResponseBody> {
@@ -243,7 +252,10 @@ impl App {
             range_headers(response.headers_mut(), served, etag);
             return response;
         }
-        let mut body = render_range(served.index().range(prefix));
+        let index = served.index();
+        let window = ColdWindow::get(req.extensions().get(), served, index.range_span(prefix));
+        let range = window.and_then(|records| index.range_from(prefix, records));
+        let mut body = render_range(range.unwrap_or_else(|| index.range(prefix)));
         let mut response = Response::new(ResponseBody::empty());
         range_headers(response.headers_mut(), served, etag);
         // Release the index before the rest of the work: a reload can unmap it sooner.
@@ -330,7 +342,7 @@ impl App {
             }
         };
         match hash {
-            Some(hash) => self.checkhash(&hash),
+            Some(hash) => self.checkhash(&hash, None),
             None => json_error(
                 StatusCode::BAD_REQUEST,
                 "body must be the hash in hex, or JSON {\"hash\": \"<hex>\"}",
@@ -338,7 +350,9 @@ impl App {
         }
     }
 
-    fn checkhash(&self, hash_text: &str) -> Response<ResponseBody> {
+    /// `GET /checkhash/{hash}` (and POST's answer), from `window` when it holds the records the
+    /// lookup needs.
+    fn checkhash(&self, hash_text: &str, window: Option<&ColdWindow>) -> Response<ResponseBody> {
         let hash = match Hash::parse_hex(hash_text.as_bytes()) {
             Ok(hash) => hash,
             // HashError messages name lengths, never the input.
@@ -355,7 +369,25 @@ impl App {
                     &format!("no {} index is loaded on this server", hash.kind().label()),
                 );
             };
-            served.index().lookup(&hash).unwrap_or(0)
+            let index = served.index();
+            let span = index.lookup_block_span(&hash, PAGE);
+            let decided = ColdWindow::get(window, served, span.clone())
+                .and_then(|bytes| index.lookup_in(&hash, bytes, span));
+            match (decided, window) {
+                (Some(count), _) => count,
+                // Read directly, but the hash lies beyond the window (rare): read the whole
+                // prefix directly too, rather than fault it in through the page cache.
+                (None, Some(_)) => {
+                    let prefix = index.range_span(hash.prefix());
+                    served
+                        .direct()
+                        .and_then(|direct| direct.read(prefix.clone()).ok())
+                        .and_then(|all| index.lookup_in(&hash, all.get(prefix.clone())?, prefix))
+                        .unwrap_or_else(|| index.lookup(&hash))
+                }
+                (None, None) => index.lookup(&hash),
+            }
+            .unwrap_or(0)
         };
         let severity = self.config.thresholds.classify(count);
         let mut body = Vec::with_capacity(96);
@@ -425,12 +457,71 @@ impl App {
     }
 }
 
-/// What a request reads from an index: a prefix's records, or one lookup's window of them.
-enum Spanned {
-    /// `/range`: every record of the prefix.
-    Range(Prefix),
-    /// `/checkhash`: the records a lookup of the hash reads.
-    Lookup(Hash),
+/// The kind of index `req` reads, for the routes that read one (a well-formed `/range` or
+/// `GET /checkhash` request).
+fn read_kind<B>(route: Route, req: &Request<B>) -> Option<HashKind> {
+    let path = req.uri().path();
+    match route {
+        Route::Range => {
+            path.strip_prefix(RANGE_PATH)
+                .map(|p| Prefix::parse(p.as_bytes()))?
+                .ok()?;
+            // A refused query (a repeated `mode`) reads no index.
+            range_mode(req.uri().query()).ok()
+        }
+        Route::CheckHash => Some(lookup_hash(req)?.kind()),
+        _ => None,
+    }
+}
+
+/// The hash of a `GET /checkhash/{hash}` request.
+fn lookup_hash<B>(req: &Request<B>) -> Option<Hash> {
+    let hex = req.uri().path().strip_prefix(CHECKHASH_PATH)?;
+    Hash::parse_hex(hex.as_bytes()).ok()
+}
+
+/// The index bytes answering `req` reads from `served`: a prefix's records for `/range`, one
+/// lookup's window of them for `/checkhash` (for a direct read, widened to the pages that one
+/// read gets anyway).
+fn read_span<B>(
+    served: &Served,
+    route: Route,
+    req: &Request<B>,
+    direct: bool,
+) -> Option<std::ops::Range<usize>> {
+    let index = served.index();
+    match route {
+        Route::Range => {
+            let prefix = req.uri().path().strip_prefix(RANGE_PATH)?;
+            Some(index.range_span(Prefix::parse(prefix.as_bytes()).ok()?))
+        }
+        Route::CheckHash if direct => Some(index.lookup_block_span(&lookup_hash(req)?, PAGE)),
+        Route::CheckHash => Some(index.lookup_span(&lookup_hash(req)?)),
+        _ => None,
+    }
+}
+
+/// The block a direct read of a lookup's window covers (see [`Index::lookup_block_span`]).
+const PAGE: usize = 4096;
+
+/// Index bytes read directly for one request ([`App::read_cold`]), and the index they came
+/// from: a reload in between makes them stale, and the answer then reads the new mapping.
+#[derive(Clone)]
+struct ColdWindow {
+    served: Arc<Served>,
+    window: Window,
+}
+
+impl ColdWindow {
+    /// The bytes `span` of `served`'s file, if this window holds them.
+    fn get<'a>(
+        this: Option<&'a Self>,
+        served: &Arc<Served>,
+        span: std::ops::Range<usize>,
+    ) -> Option<&'a [u8]> {
+        let this = this?;
+        Arc::ptr_eq(&this.served, served).then(|| this.window.get(span))?
+    }
 }
 
 /// Answers GET and HEAD with `f`, anything else with 405.

@@ -20,7 +20,7 @@ use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 use arc_swap::{ArcSwapOption, Guard};
@@ -31,6 +31,8 @@ use crate::hash::{HashKind, Prefix};
 use crate::index::{Index, OpenError, OpenPathError};
 use crate::mmap::{lease, IndexBytes};
 use crate::sample;
+
+use super::direct::DirectFile;
 
 /// Where a kind's index comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +99,8 @@ pub struct Served {
     /// The descriptor the mapping was made from: holds the read lease (released when the last
     /// handle drops and this closes) and is checked for in-place changes.
     file: Option<File>,
+    /// `file` opened again for direct reads, on first use (`serve --cold-reads direct`).
+    direct: OnceLock<Option<DirectFile>>,
     /// Whether a read lease is held on `file`.
     leased: AtomicBool,
     /// `Last-Modified`: the index build time as an HTTP date.
@@ -125,8 +129,30 @@ impl Served {
             source,
             file_id,
             file,
+            direct: OnceLock::new(),
             leased: AtomicBool::new(false),
         }
+    }
+
+    /// The mapped file opened for direct reads (see [`super::direct`]), opened on first use;
+    /// `None` for the bundled sample, or where the file system has no `O_DIRECT` (logged once
+    /// per load; reads then go through the page cache).
+    pub fn direct(&self) -> Option<&DirectFile> {
+        self.direct
+            .get_or_init(|| {
+                let file = self.file.as_ref()?;
+                DirectFile::reopen(file)
+                    .inspect_err(|e| {
+                        tracing::warn!(
+                            path = %self.source,
+                            error = %e,
+                            "no direct reads on the index file; cold reads go through the page \
+                             cache"
+                        )
+                    })
+                    .ok()
+            })
+            .as_ref()
     }
 
     /// Takes the read lease on the mapped file, if not yet held; logs (once per load) when it

@@ -23,6 +23,7 @@ pub mod access;
 pub mod app;
 pub mod body;
 pub mod conn;
+pub mod direct;
 pub mod healthcheck;
 pub mod indexes;
 pub mod metrics;
@@ -142,6 +143,32 @@ impl std::str::FromStr for ReadOffload {
     }
 }
 
+/// How index bytes that are not in the page cache are read. See [`Config::cold_reads`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColdReads {
+    /// Through the mapping and the page cache (one `MADV_WILLNEED` for the window, then page
+    /// faults): what is read stays cached for the next request.
+    #[default]
+    Cache,
+    /// One `O_DIRECT` read of the window into a buffer, answered from there (see
+    /// [`direct`]): less CPU per cold request, but what is read is not cached. Falls back to
+    /// `Cache` where the file system has no `O_DIRECT`.
+    Direct,
+}
+
+impl std::str::FromStr for ColdReads {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "cache" => Ok(ColdReads::Cache),
+            "direct" => Ok(ColdReads::Direct),
+            other => Err(format!(
+                "unknown cold read mode {other:?} (cache or direct)"
+            )),
+        }
+    }
+}
+
 /// Tracing target of the access log, so it can be filtered on its own (`RUST_LOG`).
 pub const ACCESS_LOG_TARGET: &str = "hibp_mirror::access";
 
@@ -172,6 +199,8 @@ pub struct Config {
     /// Where index reads run: inline, on the blocking pool, or chosen per request by page-cache
     /// residency (the default).
     pub read_offload: ReadOffload,
+    /// How index bytes that are not in the page cache are read (through it, or directly).
+    pub cold_reads: ColdReads,
     /// Cap on index reads running on the blocking pool at once (the disk queue depth the server
     /// can drive); further cold requests wait their turn.
     pub reads_in_flight: usize,
@@ -226,6 +255,7 @@ impl Default for Config {
             http2: true,
             page: true,
             read_offload: ReadOffload::Auto,
+            cold_reads: ColdReads::Cache,
             reads_in_flight: DEFAULT_READS_IN_FLIGHT,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             send_timeout: DEFAULT_SEND_TIMEOUT,
@@ -265,6 +295,10 @@ pub trait Handler: Send + Sync + 'static {
     fn may_block(&self, _route: Route, _req: &Request<Incoming>) -> bool {
         false
     }
+    /// Reads what `req` needs from disk ahead of [`Handler::handle`], where blocking is allowed,
+    /// when [`Handler::may_block`] said it may block (with [`ColdReads::Direct`], a direct read
+    /// of the window, left in the request's extensions). Default: nothing.
+    fn read_cold(&self, _route: Route, _req: &mut Request<Incoming>) {}
     /// Connection settings.
     fn config(&self) -> &Config;
     /// Counters updated for every request and connection.
@@ -278,6 +312,10 @@ impl Handler for App {
 
     fn may_block(&self, route: Route, req: &Request<Incoming>) -> bool {
         App::may_block(self, route, req)
+    }
+
+    fn read_cold(&self, route: Route, req: &mut Request<Incoming>) {
+        App::read_cold(self, route, req)
     }
 
     fn config(&self) -> &Config {
@@ -462,16 +500,22 @@ pub(crate) async fn respond<H: Handler>(
 ) -> Response<ResponseBody> {
     let started = Instant::now();
     let route = Route::of(req.uri().path());
-    let offload = match handler.config().read_offload {
-        // Inline, but a cold window is still asked for in one batch: a `/range` body then
-        // waits for one round of reads, not for a fault per page in turn.
-        ReadOffload::Never => {
-            handler.may_block(route, &req);
-            false
+    let config = handler.config();
+    // Never: inline, but a cold window is still asked for in one batch (a `/range` body then
+    // waits for one round of reads, not for a fault per page in turn) or read directly.
+    // Always moves every read without asking, unless direct reads need to know which are cold.
+    let cold = match config.read_offload {
+        ReadOffload::Never | ReadOffload::Auto => handler.may_block(route, &req),
+        ReadOffload::Always => {
+            config.cold_reads == ColdReads::Direct && handler.may_block(route, &req)
         }
-        ReadOffload::Always => true,
-        ReadOffload::Auto => handler.may_block(route, &req),
     };
+    let offload = match config.read_offload {
+        ReadOffload::Never => false,
+        ReadOffload::Always => true,
+        ReadOffload::Auto => cold,
+    };
+    let mut req = req;
     let (response, req) = if offload {
         let permit = reads.acquire_owned().await;
         let worker = handler.clone();
@@ -479,6 +523,9 @@ pub(crate) async fn respond<H: Handler>(
         let uri = req.uri().clone();
         match tokio::task::spawn_blocking(move || {
             let _permit = permit;
+            if cold {
+                worker.read_cold(route, &mut req);
+            }
             (answer(&*worker, route, &req), req)
         })
         .await
@@ -494,6 +541,9 @@ pub(crate) async fn respond<H: Handler>(
             }
         }
     } else {
+        if cold {
+            handler.read_cold(route, &mut req);
+        }
         (answer(&*handler, route, &req), req)
     };
     log_response(&*handler, route, &req, started, response)
