@@ -370,24 +370,20 @@ impl App {
                 );
             };
             let index = served.index();
-            let span = index.lookup_block_span(&hash, PAGE);
-            let decided = ColdWindow::get(window, served, span.clone())
-                .and_then(|bytes| index.lookup_in(&hash, bytes, span));
-            match (decided, window) {
-                (Some(count), _) => count,
-                // Read directly, but the hash lies beyond the window (rare): read the whole
-                // prefix directly too, rather than fault it in through the page cache.
-                (None, Some(_)) => {
+            // Warm requests (no window) go straight to the mapping.
+            let decided = window.and_then(|window| {
+                let span = index.lookup_block_span(&hash, PAGE);
+                let decided = ColdWindow::get(Some(window), served, span.clone())
+                    .and_then(|bytes| index.lookup_in(&hash, bytes, span));
+                // The hash lies beyond the window (rare): read the whole prefix directly too,
+                // rather than fault it in through the page cache.
+                decided.or_else(|| {
                     let prefix = index.range_span(hash.prefix());
-                    served
-                        .direct()
-                        .and_then(|direct| direct.read(prefix.clone()).ok())
-                        .and_then(|all| index.lookup_in(&hash, all.get(prefix.clone())?, prefix))
-                        .unwrap_or_else(|| index.lookup(&hash))
-                }
-                (None, None) => index.lookup(&hash),
-            }
-            .unwrap_or(0)
+                    let all = served.direct()?.read(prefix.clone()).ok()?;
+                    index.lookup_in(&hash, all.get(prefix.clone())?, prefix)
+                })
+            });
+            decided.unwrap_or_else(|| index.lookup(&hash)).unwrap_or(0)
         };
         let severity = self.config.thresholds.classify(count);
         let mut body = Vec::with_capacity(96);
