@@ -51,8 +51,13 @@ impl DirectFile {
         // Room for the read plus the shift that puts its first byte on an aligned address.
         let mut buf = vec![0u8; end - start + ALIGN];
         let shift = buf.as_ptr().align_offset(ALIGN);
+        // `align_offset` may decline (usize::MAX); the caller then reads the mapping instead.
+        if shift >= ALIGN {
+            return Err(io::Error::other("cannot align the read buffer"));
+        }
         let room = &mut buf[shift..shift + (end - start)];
-        // The last block may run past the end of the file: a short read there is complete.
+        // The last block may run past the end of the file: a short read there is complete. (A
+        // short read elsewhere leaves an unaligned offset, which fails: the caller falls back.)
         let wanted = span.end - start;
         let mut got = 0;
         while got < wanted {
