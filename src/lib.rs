@@ -7,9 +7,10 @@
 //! # Layout
 //! - [`hash`]: hash kinds, full hashes and 5-hex prefixes; hex parsing and formatting, no I/O.
 //! - [`format`](mod@format): the index file format; the only module that knows the index file's byte layout.
-//! - [`mmap`]: the crate's only `unsafe` code: mapping a file read-only (with its contract), the
-//!   page-cache residency check and the read lease on the mapped file; [`IndexBytes`], index bytes
-//!   mapped or owned.
+//! - [`mmap`]: the crate's `unsafe` code for the mapping: mapping a file read-only (with its
+//!   contract), the page-cache residency check and the read lease on the mapped file;
+//!   [`IndexBytes`], index bytes mapped or owned. The only other `unsafe` code is
+//!   `server::uring`, which lends read buffers to the kernel (io_uring).
 //! - [`index`]: the read side: open with cheap checks, `range`, `lookup`, full `verify`.
 //! - `decimal` (private): counts written as decimal text, shared by `/range` bodies and `diff`
 //!   dumps.
@@ -20,7 +21,8 @@
 //! - [`sample`]: the bundled sample corpus from `data/`, as in-memory indexes.
 //! - [`severity`]: breach counts mapped to tiers (`none` ... `critical`) with configurable thresholds.
 //! - [`server`]: the HTTP server (`/range`, `/checkhash`, `/healthz`, `/metrics`) with hot reload,
-//!   and the `/healthz` client the `healthcheck` subcommand uses.
+//!   direct cold reads (`server::direct`, on the blocking pool or io_uring: `server::uring`), and
+//!   the `/healthz` client the `healthcheck` subcommand uses.
 //! - [`sync`]: mirror an upstream range API into a resumable state directory, then build an index.
 //! - [`export`]: top-N and count-threshold lists, and binary fuse filters (`docs/FILTER.md`).
 //! - [`audit`]: check an organisation's credential hashes (bare, `user:hash`, pwdump) in bulk:

@@ -1,4 +1,5 @@
-//! The crate's only `unsafe` code: mapping a file read-only, plus the two system calls about that
+//! The crate's `unsafe` code for the mapping (the only other is `server::uring`, which lends read
+//! buffers to the kernel): mapping a file read-only, plus the two system calls about that
 //! mapping that no safe wrapper crate offers (`mincore` for page-cache residency, `fcntl`
 //! `F_SETLEASE` for the read lease that guards the mapped file); and [`IndexBytes`], the one type
 //! for "index bytes, mapped or owned".

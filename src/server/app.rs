@@ -4,7 +4,7 @@
 //! connection loop can move reads that may wait for the disk off the runtime's workers.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use hyper::header::{
@@ -25,7 +25,8 @@ use super::page::Asset;
 use super::post::PostedBody;
 use super::render::{append_padding, gzip_compressed, gzip_stored, render_range};
 use super::route::{Route, CHECKHASH_PATH, CHECKHASH_POST_PATH, RANGE_PATH};
-use super::{ColdReads, Config};
+use super::uring::Ring;
+use super::{ColdReads, Config, DirectEngine};
 
 /// The request header that asks for padding.
 pub const ADD_PADDING: HeaderName = HeaderName::from_static("add-padding");
@@ -71,6 +72,9 @@ pub struct App {
     config: Config,
     /// Request counters, shown by `/metrics`.
     metrics: Metrics,
+    /// The io_uring direct reads are submitted to, set up on the first one; `None` when the
+    /// engine is `threads` or the kernel refused (direct reads then use the blocking pool).
+    ring: OnceLock<Option<Arc<Ring>>>,
 }
 
 impl App {
@@ -80,6 +84,7 @@ impl App {
             indexes,
             config,
             metrics: Metrics::new(),
+            ring: OnceLock::new(),
         }
     }
 
@@ -209,12 +214,87 @@ impl App {
         };
         match direct.read(span) {
             Ok(window) => {
+                self.metrics.direct_read(DirectEngine::Threads);
                 req.extensions_mut().insert(ColdWindow { served, window });
             }
             Err(e) => {
                 tracing::warn!(error = %e, "direct read of the index failed; reading the mapping")
             }
         }
+    }
+
+    /// [`App::read_cold`] on io_uring, awaited without blocking a thread. Returns whether the
+    /// bytes `req` needs are now in its extensions; false (nothing done) when direct reads are
+    /// off or go through the blocking pool, or when the read failed: the caller then takes the
+    /// blocking path. For `/checkhash`, a window that does not settle the lookup (the hash lies
+    /// beyond it: rare) is followed by a read of the whole prefix, so answering never reads the
+    /// mapping.
+    pub async fn read_cold_async<B>(&self, route: Route, req: &mut Request<B>) -> bool {
+        if self.config.cold_reads != ColdReads::Direct {
+            return false;
+        }
+        let Some(ring) = self.ring() else {
+            return false;
+        };
+        let Some(served) = read_kind(route, req).and_then(|kind| self.indexes.get(kind)) else {
+            return false;
+        };
+        let Some(span) = read_span(&served, route, req, true) else {
+            return false;
+        };
+        let Some(direct) = served.direct() else {
+            return false;
+        };
+        let read = async |span| {
+            let window = direct.read_on(ring, span).await;
+            if window.is_ok() {
+                self.metrics.direct_read(DirectEngine::IoUring);
+            }
+            window
+        };
+        let mut window = read(span.clone()).await;
+        if let (Ok(block), Some(hash)) = (
+            &window,
+            lookup_hash(req).filter(|_| route == Route::CheckHash),
+        ) {
+            let index = served.index();
+            if block
+                .get(span.clone())
+                .and_then(|bytes| index.lookup_in(&hash, bytes, span))
+                .is_none()
+            {
+                window = read(index.range_span(hash.prefix())).await;
+            }
+        }
+        match window {
+            Ok(window) => {
+                req.extensions_mut().insert(ColdWindow { served, window });
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "direct read of the index failed; reading the mapping");
+                false
+            }
+        }
+    }
+
+    /// The ring for direct reads, set up on first use (see [`App::ring`] field).
+    fn ring(&self) -> Option<&Arc<Ring>> {
+        if self.config.direct_engine == DirectEngine::Threads {
+            return None;
+        }
+        self.ring
+            .get_or_init(|| {
+                Ring::start(self.config.reads_in_flight)
+                    .inspect_err(|e| {
+                        tracing::warn!(
+                            error = %e,
+                            "no io_uring here; direct reads run on the blocking pool"
+                        )
+                    })
+                    .ok()
+            })
+            .as_ref()
     }
 
     fn range<B>(&self, req: &Request<B>, prefix_text: &str) -> Response<ResponseBody> {
@@ -372,9 +452,15 @@ impl App {
             let index = served.index();
             // Warm requests (no window) go straight to the mapping.
             let decided = window.and_then(|window| {
-                let span = index.lookup_block_span(&hash, PAGE);
-                let decided = ColdWindow::get(Some(window), served, span.clone())
-                    .and_then(|bytes| index.lookup_in(&hash, bytes, span));
+                let block = index.lookup_block_span(&hash, PAGE);
+                // The window is the block around the hash's position, or (when that did not
+                // settle it, see `read_cold_async`) the whole prefix.
+                let decided = [block, index.range_span(hash.prefix())]
+                    .into_iter()
+                    .find_map(|span| {
+                        let bytes = ColdWindow::get(Some(window), served, span.clone())?;
+                        index.lookup_in(&hash, bytes, span)
+                    });
                 // The hash lies beyond the window (rare): read the whole prefix directly too,
                 // rather than fault it in through the page cache.
                 decided.or_else(|| {

@@ -12,6 +12,9 @@ use std::io;
 use std::ops::Range;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::sync::Arc;
+
+use super::uring::Ring;
 
 /// Offsets, lengths and buffer addresses of direct reads are multiples of this (the page size,
 /// a multiple of every common logical block size).
@@ -20,7 +23,7 @@ const ALIGN: usize = 4096;
 /// An index file opened a second time with `O_DIRECT`.
 #[derive(Debug)]
 pub struct DirectFile {
-    file: File,
+    file: Arc<File>,
     len: usize,
 }
 
@@ -35,11 +38,44 @@ impl DirectFile {
             .read(true)
             .custom_flags(libc::O_DIRECT)
             .open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
-        Ok(DirectFile { file, len })
+        Ok(DirectFile {
+            file: Arc::new(file),
+            len,
+        })
     }
 
-    /// Reads the file's bytes `span` with one direct read of the aligned blocks around it.
+    /// Reads the file's bytes `span` with one direct read of the aligned blocks around it,
+    /// blocking the calling thread.
     pub fn read(&self, span: Range<usize>) -> io::Result<Window> {
+        let mut read = self.plan(span)?;
+        let room = read.room();
+        let mut got = 0;
+        while got < read.wanted() {
+            match self.file.read_at(
+                &mut read.buf[room.start + got..room.end],
+                (read.start + got) as u64,
+            ) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        read.finish(got)
+    }
+
+    /// [`DirectFile::read`], submitted to `ring` and awaited: no thread blocks.
+    pub async fn read_on(&self, ring: &Ring, span: Range<usize>) -> io::Result<Window> {
+        let mut read = self.plan(span)?;
+        let room = read.room();
+        let buf = std::mem::take(&mut read.buf);
+        let (buf, got) = ring.read(&self.file, read.start as u64, buf, room).await?;
+        read.buf = buf;
+        read.finish(got)
+    }
+
+    /// The aligned read that covers `span`, with its buffer.
+    fn plan(&self, span: Range<usize>) -> io::Result<PlannedRead> {
         if span.start > span.end || span.end > self.len {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -49,29 +85,57 @@ impl DirectFile {
         let start = span.start - span.start % ALIGN;
         let end = span.end.next_multiple_of(ALIGN);
         // Room for the read plus the shift that puts its first byte on an aligned address.
-        let mut buf = vec![0u8; end - start + ALIGN];
+        let buf = vec![0u8; end - start + ALIGN];
         let shift = buf.as_ptr().align_offset(ALIGN);
         // `align_offset` may decline (usize::MAX); the caller then reads the mapping instead.
         if shift >= ALIGN {
             return Err(io::Error::other("cannot align the read buffer"));
         }
-        let room = &mut buf[shift..shift + (end - start)];
-        // The last block may run past the end of the file: a short read there is complete. (A
-        // short read elsewhere leaves an unaligned offset, which fails: the caller falls back.)
-        let wanted = span.end - start;
-        let mut got = 0;
-        while got < wanted {
-            match self.file.read_at(&mut room[got..], (start + got) as u64) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(n) => got += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        Ok(PlannedRead {
+            buf,
+            shift,
+            start,
+            len: end - start,
+            span,
+        })
+    }
+}
+
+/// A direct read of the aligned blocks `start..start + len` into `buf[shift..]`, covering
+/// `span`.
+struct PlannedRead {
+    buf: Vec<u8>,
+    shift: usize,
+    start: usize,
+    len: usize,
+    span: Range<usize>,
+}
+
+impl PlannedRead {
+    /// Where in `buf` the read goes.
+    fn room(&self) -> Range<usize> {
+        self.shift..self.shift + self.len
+    }
+
+    /// Bytes the read must bring for `span`: the last block may run past the end of the file,
+    /// so a read that stops there is complete.
+    fn wanted(&self) -> usize {
+        self.span.end - self.start
+    }
+
+    /// The window, once `got` bytes were read. A short read (one that stopped before `span`'s
+    /// end) fails: the caller then reads the mapping.
+    fn finish(self, got: usize) -> io::Result<Window> {
+        if got < self.wanted() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "short direct read",
+            ));
         }
         Ok(Window {
-            buf,
-            at: shift + (span.start - start),
-            span,
+            at: self.shift + (self.span.start - self.start),
+            buf: self.buf,
+            span: self.span,
         })
     }
 }

@@ -10,11 +10,20 @@ use crate::format::Header;
 use crate::hash::HashKind;
 
 use super::indexes::IndexSet;
-use super::Route;
+use super::{DirectEngine, Route};
 use crate::format::now_unix;
 
 /// Status codes counted individually; anything else is counted as `other`.
 const STATUSES: [u16; 9] = [200, 204, 304, 400, 404, 405, 500, 503, 0];
+
+/// Slot of `engine` in `Metrics::direct_reads` (`Auto` never reads: it resolves to one of the
+/// others).
+fn direct_slot(engine: DirectEngine) -> usize {
+    match engine {
+        DirectEngine::IoUring | DirectEngine::Auto => 0,
+        DirectEngine::Threads => 1,
+    }
+}
 
 /// Upper bounds of the latency histogram buckets, in microseconds.
 const BUCKETS_US: [u64; 14] = [
@@ -47,6 +56,8 @@ pub struct Metrics {
     closed: [AtomicU64; CloseReason::ALL.len()],
     /// Bytes of rendered response bodies not yet sent, across all connections.
     unsent_body_bytes: AtomicU64,
+    /// Direct reads of index windows, by engine: io_uring, then the blocking pool.
+    direct_reads: [AtomicU64; 2],
 }
 
 /// Why the server closed (or refused) a connection; a label of
@@ -157,6 +168,16 @@ impl Metrics {
     /// The counter of rendered-but-unsent body bytes (shared by every connection).
     pub(crate) fn unsent_body_bytes(&self) -> &AtomicU64 {
         &self.unsent_body_bytes
+    }
+
+    /// Counts a direct read of an index window done by `engine` (`IoUring` or `Threads`).
+    pub fn direct_read(&self, engine: DirectEngine) {
+        self.direct_reads[direct_slot(engine)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Direct reads done by `engine` (`IoUring` or `Threads`) so far.
+    pub fn direct_reads(&self, engine: DirectEngine) -> u64 {
+        self.direct_reads[direct_slot(engine)].load(Ordering::Relaxed)
     }
 
     /// Requests answered on `route` with `status` so far.
@@ -286,6 +307,23 @@ impl Metrics {
             "hibp_mirror_unsent_body_bytes {}",
             self.unsent_body_bytes.load(Ordering::Relaxed)
         );
+
+        metric_header(
+            &mut out,
+            "hibp_mirror_direct_reads_total",
+            "Index windows read with O_DIRECT (serve --cold-reads direct), by engine.",
+            MetricType::Counter,
+        );
+        for (engine, label) in [
+            (DirectEngine::IoUring, "io_uring"),
+            (DirectEngine::Threads, "threads"),
+        ] {
+            let _ = writeln!(
+                out,
+                "hibp_mirror_direct_reads_total{{engine=\"{label}\"}} {}",
+                self.direct_reads(engine)
+            );
+        }
 
         let kinds = [HashKind::Sha1, HashKind::Ntlm];
         let served: Vec<_> = kinds.iter().map(|&k| (k, indexes.get(k))).collect();

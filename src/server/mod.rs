@@ -32,6 +32,7 @@ pub mod post;
 pub mod render;
 pub mod route;
 pub mod tls;
+pub mod uring;
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -169,6 +170,33 @@ impl std::str::FromStr for ColdReads {
     }
 }
 
+/// What waits for direct reads (`ColdReads::Direct`). See [`Config::direct_engine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DirectEngine {
+    /// io_uring where the kernel allows it (see [`uring`]), else `Threads`.
+    #[default]
+    Auto,
+    /// io_uring: the request's task submits the read and sleeps; no thread blocks. `serve`
+    /// refuses to start where the kernel does not allow it.
+    IoUring,
+    /// A `pread` on the blocking pool per cold request.
+    Threads,
+}
+
+impl std::str::FromStr for DirectEngine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(DirectEngine::Auto),
+            "io-uring" => Ok(DirectEngine::IoUring),
+            "threads" => Ok(DirectEngine::Threads),
+            other => Err(format!(
+                "unknown direct read engine {other:?} (auto, io-uring or threads)"
+            )),
+        }
+    }
+}
+
 /// Tracing target of the access log, so it can be filtered on its own (`RUST_LOG`).
 pub const ACCESS_LOG_TARGET: &str = "hibp_mirror::access";
 
@@ -201,8 +229,10 @@ pub struct Config {
     pub read_offload: ReadOffload,
     /// How index bytes that are not in the page cache are read (through it, or directly).
     pub cold_reads: ColdReads,
-    /// Cap on index reads running on the blocking pool at once (the disk queue depth the server
-    /// can drive); further cold requests wait their turn.
+    /// What waits for direct reads (with `ColdReads::Direct`).
+    pub direct_engine: DirectEngine,
+    /// Cap on index reads in flight at once, on the blocking pool or io_uring (the disk queue
+    /// depth the server can drive); further cold requests wait their turn.
     pub reads_in_flight: usize,
     /// Cap on concurrent connections from one client address (IPv4-mapped IPv6 counts as
     /// IPv4); further connections from it are closed at accept.
@@ -256,6 +286,7 @@ impl Default for Config {
             page: true,
             read_offload: ReadOffload::Auto,
             cold_reads: ColdReads::Cache,
+            direct_engine: DirectEngine::Auto,
             reads_in_flight: DEFAULT_READS_IN_FLIGHT,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             send_timeout: DEFAULT_SEND_TIMEOUT,
@@ -299,6 +330,16 @@ pub trait Handler: Send + Sync + 'static {
     /// when [`Handler::may_block`] said it may block (with [`ColdReads::Direct`], a direct read
     /// of the window, left in the request's extensions). Default: nothing.
     fn read_cold(&self, _route: Route, _req: &mut Request<Incoming>) {}
+    /// [`Handler::read_cold`] without blocking a thread (with [`DirectEngine`] io_uring):
+    /// returns whether it left what `req` needs in its extensions, so that
+    /// [`Handler::handle`] can run inline. Default: does nothing and returns false.
+    fn read_cold_async(
+        &self,
+        _route: Route,
+        _req: &mut Request<Incoming>,
+    ) -> impl Future<Output = bool> + Send {
+        async { false }
+    }
     /// Connection settings.
     fn config(&self) -> &Config;
     /// Counters updated for every request and connection.
@@ -316,6 +357,14 @@ impl Handler for App {
 
     fn read_cold(&self, route: Route, req: &mut Request<Incoming>) {
         App::read_cold(self, route, req)
+    }
+
+    fn read_cold_async(
+        &self,
+        route: Route,
+        req: &mut Request<Incoming>,
+    ) -> impl Future<Output = bool> + Send {
+        App::read_cold_async(self, route, req)
     }
 
     fn config(&self) -> &Config {
@@ -516,6 +565,14 @@ pub(crate) async fn respond<H: Handler>(
         ReadOffload::Auto => cold,
     };
     let mut req = req;
+    if cold && config.cold_reads == ColdReads::Direct {
+        let permit = reads.acquire().await;
+        if handler.read_cold_async(route, &mut req).await {
+            drop(permit);
+            let response = answer(&*handler, route, &req);
+            return log_response(&*handler, route, &req, started, response);
+        }
+    }
     let (response, req) = if offload {
         let permit = reads.acquire_owned().await;
         let worker = handler.clone();
