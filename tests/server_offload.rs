@@ -494,3 +494,77 @@ async fn direct_cold_reads_answer_right_and_leave_the_page_cache_alone() {
         server.stop().await;
     }
 }
+
+/// The real binary: `serve --cold-reads direct --direct-engine io-uring` answers cold requests
+/// right, from io_uring reads (its `/metrics` says so); an unknown engine is refused at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_binary_reads_cold_windows_through_io_uring() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let synth = synth();
+    let (_dir, path) = index_file();
+    let refused = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
+        .args(["serve", "--cold-reads", "direct", "--direct-engine", "fast"])
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("auto, io-uring or threads"), "{stderr}");
+    if Ring::available().is_err() || !direct_reads_work(&path) {
+        eprintln!("no io_uring or no O_DIRECT here: the binary's io_uring reads are not tested");
+        return;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
+        .arg("serve")
+        .arg("--index")
+        .arg(&path)
+        .args(["--listen", "127.0.0.1:0", "--cold-reads", "direct"])
+        .args(["--direct-engine", "io-uring", "--access-log", "false"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Some(at) = line.find("address=") {
+            break line[at + 8..].split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    evict(&path);
+    let client = support::identity_client();
+    let prefixes: Vec<u32> = (0..16).map(|i| i * 64 * synth.step).collect();
+    for &prefix in &prefixes {
+        let body = client
+            .get(format!("http://{addr}/range/{prefix:05X}"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(body, synth.range_body(prefix), "/range/{prefix:05X}");
+    }
+    let metrics = client
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let reads = |engine: &str| -> u64 {
+        let name = format!("hibp_mirror_direct_reads_total{{engine=\"{engine}\"}} ");
+        let line = metrics.lines().find(|l| l.starts_with(&name)).unwrap();
+        line[name.len()..].parse().unwrap()
+    };
+    assert_eq!(reads("io_uring"), prefixes.len() as u64, "{metrics}");
+    assert_eq!(reads("threads"), 0);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}

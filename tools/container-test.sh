@@ -45,7 +45,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 cleanup() {
     set +e
     if [ -x "$DOCKER" ] && $DOCKER info >/dev/null 2>&1; then
-        $DOCKER rm -f "$NAME" "$NAME-tls" >/dev/null 2>&1
+        $DOCKER rm -f "$NAME" "$NAME-tls" "$NAME-direct" >/dev/null 2>&1
         $DOCKER volume rm "$VOLUME" >/dev/null 2>&1
         if [ "$KEEP" = 0 ]; then
             $DOCKER image rm "$IMAGE" >/dev/null 2>&1
@@ -160,12 +160,18 @@ $DOCKER inspect -f '{{range .State.Health.Log}}{{.ExitCode}} {{end}}' "$NAME" | 
 [ "$status" = healthy ] || { $DOCKER logs "$NAME" >&2; fail "health status is '$status', not healthy"; }
 echo "health status: $status"
 
-port=$($DOCKER port "$NAME" 8080/tcp | head -1 | sed 's/.*://')
-base="http://127.0.0.1:$port"
-if ! curl -fsS -o /dev/null "$base/healthz" 2>/dev/null; then
-    # Some sandboxes cannot forward published ports; the bridge address still works.
-    base="http://$($DOCKER inspect -f '{{.NetworkSettings.IPAddress}}' "$NAME"):8080"
-fi
+# The base URL of container $1's port 8080, published on 127.0.0.1.
+base_url() {
+    local port base
+    port=$($DOCKER port "$1" 8080/tcp | head -1 | sed 's/.*://')
+    base="http://127.0.0.1:$port"
+    if ! curl -fsS -o /dev/null "$base/healthz" 2>/dev/null; then
+        # Some sandboxes cannot forward published ports; the bridge address still works.
+        base="http://$($DOCKER inspect -f '{{.NetworkSettings.IPAddress}}' "$1"):8080"
+    fi
+    echo "$base"
+}
+base=$(base_url "$NAME")
 echo "server at $base"
 expected=$(grep -i '^5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8:' data/sample-sha1.txt | tr -d '\r' | cut -d: -f2)
 [ -n "$expected" ] || fail "the sample has no 5BAA61E4... line"
@@ -231,6 +237,28 @@ fi
 grep -q "invalid peer certificate" <<<"$out" || fail "unexpected healthcheck error: $out"
 echo "trusting the public CAs only: $out"
 $DOCKER rm -f "$NAME-tls" >/dev/null
+
+say "direct cold reads (--cold-reads direct) under the container's seccomp profile"
+# Docker's default seccomp profile refuses io_uring: the server must fall back to the blocking
+# pool and still answer from direct reads. Where the engine allows io_uring, it is used.
+$DOCKER run -d --name "$NAME-direct" --read-only -v "$VOLUME":/data:ro -p 127.0.0.1::8080 \
+    -e HIBP_MIRROR_COLD_READS=direct "$IMAGE" >/dev/null
+for _ in $(seq 60); do
+    $DOCKER exec "$NAME-direct" /usr/local/bin/hibp-mirror healthcheck >/dev/null 2>&1 && break
+    sleep 0.5
+done
+direct=$(base_url "$NAME-direct")
+# Drop the index from the page cache (this script runs as root), so the next request is cold.
+sync; echo 1 > /proc/sys/vm/drop_caches
+body=$(curl -fsS "$direct/range/5BAA6" | tr -d '\r')
+grep -qx "1E4C9B93F3F0682250B6CF8331B7EE68FD8:$expected" <<<"$body" \
+    || fail "direct reads: /range/5BAA6 lacks 1E4C9B93F3F0682250B6CF8331B7EE68FD8:$expected"
+reads=$(curl -fsS "$direct/metrics" | grep '^hibp_mirror_direct_reads_total')
+echo "$reads"
+total=$(awk '{n += $2} END {print n + 0}' <<<"$reads")
+[ "$total" -ge 1 ] || { $DOCKER logs "$NAME-direct" >&2; fail "the cold /range/5BAA6 was not read directly"; }
+$DOCKER logs "$NAME-direct" 2>&1 | grep -i "io_uring" | sed 's/^/log: /' || true
+$DOCKER rm -f "$NAME-direct" >/dev/null
 
 say "stop"
 start=$SECONDS

@@ -26,6 +26,15 @@ use tokio::sync::oneshot;
 /// negated `errno`).
 type Finished = (Vec<u8>, i32);
 
+/// Submits the ring's queued entries when dropped.
+struct Flush<'a>(&'a Ring);
+
+impl Drop for Flush<'_> {
+    fn drop(&mut self) {
+        self.0.submit_queued();
+    }
+}
+
 /// An io_uring instance for direct reads, with the task that reaps its completions.
 pub struct Ring {
     /// Readiness of the ring's descriptor: readable when completions are waiting. Declared
@@ -147,16 +156,13 @@ impl Ring {
                 free.push(slot);
                 return Err(io::Error::other("io_uring submission queue full"));
             }
-            // A failed submit leaves the entry queued: the next submit (or the reaper) sends it.
-            loop {
-                match ring.submit() {
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => tracing::debug!(error = %e, "io_uring submit deferred"),
-                    Ok(_) => {}
-                }
-                break;
-            }
         }
+        // Submitted after one yield: requests of other connections that run meanwhile queue
+        // their reads too, and one system call (one doorbell for a virtual disk) sends them all.
+        // Dropped early (the request cancelled), the guard still submits.
+        let flush = Flush(self);
+        tokio::task::yield_now().await;
+        drop(flush);
         let (buf, result) = finished
             .await
             .map_err(|_| io::Error::other("io_uring ring shut down"))?;
@@ -185,6 +191,20 @@ impl Ring {
         }
         if !ring.submission().is_empty() {
             let _ = ring.submit();
+        }
+    }
+
+    /// Submits the entries queued so far, if any.
+    fn submit_queued(&self) {
+        let mut state = self.lock();
+        while !state.ring.submission().is_empty() {
+            match state.ring.submit() {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // The entries stay queued: the next submit (or the reaper) sends them.
+                Err(e) => tracing::debug!(error = %e, "io_uring submit deferred"),
+                Ok(_) => {}
+            }
+            break;
         }
     }
 
