@@ -230,9 +230,6 @@ impl App {
     /// beyond it: rare) is followed by a read of the whole prefix, so answering never reads the
     /// mapping.
     pub async fn read_cold_async<B>(&self, route: Route, req: &mut Request<B>) -> bool {
-        if self.config.cold_reads != ColdReads::Direct {
-            return false;
-        }
         let Some(ring) = self.ring() else {
             return false;
         };
@@ -242,7 +239,11 @@ impl App {
         let Some(span) = read_span(&served, route, req, true) else {
             return false;
         };
-        let Some(direct) = served.direct() else {
+        let file = match self.config.cold_reads {
+            ColdReads::Direct => served.direct(),
+            ColdReads::Cache => served.buffered(),
+        };
+        let Some(direct) = file else {
             return false;
         };
         let read = async |span| {

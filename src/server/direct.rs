@@ -44,6 +44,20 @@ impl DirectFile {
         })
     }
 
+    /// Opens the file behind `file` again for ordinary reads through the page cache, with
+    /// readahead off (`POSIX_FADV_RANDOM`): a read brings in the pages it covers and no more.
+    /// The same reads as a direct file (whole aligned blocks), but what they read stays cached.
+    pub fn reopen_buffered(file: &File) -> io::Result<DirectFile> {
+        let len = usize::try_from(file.metadata()?.len())
+            .map_err(|_| io::Error::other("file larger than the address space"))?;
+        let file = File::open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Random)?;
+        Ok(DirectFile {
+            file: Arc::new(file),
+            len,
+        })
+    }
+
     /// Reads the file's bytes `span` with one direct read of the aligned blocks around it,
     /// blocking the calling thread.
     pub fn read(&self, span: Range<usize>) -> io::Result<Window> {

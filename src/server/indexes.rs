@@ -101,6 +101,9 @@ pub struct Served {
     file: Option<File>,
     /// `file` opened again for direct reads, on first use (`serve --cold-reads direct`).
     direct: OnceLock<Option<DirectFile>>,
+    /// `file` opened again for buffered reads submitted to io_uring (cold reads through the
+    /// page cache), on first use.
+    buffered: OnceLock<Option<DirectFile>>,
     /// Whether a read lease is held on `file`.
     leased: AtomicBool,
     /// `Last-Modified`: the index build time as an HTTP date.
@@ -130,6 +133,7 @@ impl Served {
             file_id,
             file,
             direct: OnceLock::new(),
+            buffered: OnceLock::new(),
             leased: AtomicBool::new(false),
         }
     }
@@ -149,6 +153,21 @@ impl Served {
                             "no direct reads on the index file; cold reads go through the page \
                              cache"
                         )
+                    })
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    /// The mapped file opened again for reads through the page cache with readahead off (see
+    /// [`DirectFile::reopen_buffered`]), opened on first use; `None` for the bundled sample.
+    pub fn buffered(&self) -> Option<&DirectFile> {
+        self.buffered
+            .get_or_init(|| {
+                let file = self.file.as_ref()?;
+                DirectFile::reopen_buffered(file)
+                    .inspect_err(|e| {
+                        tracing::warn!(path = %self.source, error = %e, "cannot reopen the index file")
                     })
                     .ok()
             })

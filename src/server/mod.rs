@@ -565,7 +565,7 @@ pub(crate) async fn respond<H: Handler>(
         ReadOffload::Auto => cold,
     };
     let mut req = req;
-    if cold && config.cold_reads == ColdReads::Direct {
+    if cold {
         let permit = reads.acquire().await;
         if handler.read_cold_async(route, &mut req).await {
             drop(permit);
