@@ -275,7 +275,7 @@ curl -fsS "$direct/range/$prefix" >"$WORK/direct-body.txt"
 cmp -s "$WORK/direct-body.txt" <(tail -n +2 "$WORK/direct-expected.txt") \
     || fail "direct reads: /range/$prefix differs from the dump's lines for it"
 echo "/range/$prefix: $(tr -cd '\n' <"$WORK/direct-body.txt" | wc -c) CRLFs, equal to the dump's lines"
-reads=$(curl -fsS "$direct/metrics" | grep '^hibp_mirror_direct_reads_total')
+reads=$(curl -fsS "$direct/metrics" | grep '^hibp_mirror_window_reads_total')
 echo "$reads"
 total=$(awk '{n += $2} END {print n + 0}' <<<"$reads")
 [ "$total" -ge 1 ] || { $DOCKER logs "$NAME-direct" >&2; fail "the cold /range/$prefix was not read directly"; }

@@ -124,11 +124,11 @@ pub struct ServeArgs {
     /// request, nothing cached; for hosts that cannot hold the index).
     #[arg(long, env = "HIBP_MIRROR_COLD_READS", default_value = "cache")]
     cold_reads: server::ColdReads,
-    /// What waits for direct reads (with --cold-reads direct): io-uring (the request's task
-    /// submits the read and sleeps; no thread blocks), threads (a pread per read on the
-    /// blocking pool), or auto (io-uring where the kernel allows it, else threads).
-    #[arg(long, env = "HIBP_MIRROR_DIRECT_ENGINE", default_value = "auto")]
-    direct_engine: server::DirectEngine,
+    /// What reads index windows not in the page cache: io-uring (the request's task submits
+    /// one read and sleeps; no thread blocks), threads (the request runs on the blocking pool),
+    /// or auto (io-uring where the kernel allows it, else threads).
+    #[arg(long, env = "HIBP_MIRROR_READ_ENGINE", default_value = "auto")]
+    read_engine: server::ReadEngine,
     /// Most index reads from disk in flight at once, at least 1 (the disk queue depth the server
     /// drives; further cold requests wait).
     #[arg(long, value_name = "N", env = "HIBP_MIRROR_READS_IN_FLIGHT",
@@ -228,7 +228,7 @@ impl ServeArgs {
             page: self.page,
             read_offload: self.read_offload,
             cold_reads: self.cold_reads,
-            direct_engine: self.direct_engine()?,
+            read_engine: self.read_engine()?,
             reads_in_flight: self.reads_in_flight,
             max_connections_per_ip: self.max_connections_per_ip,
             send_timeout: self.send_timeout.0,
@@ -249,23 +249,21 @@ impl ServeArgs {
 }
 
 impl ServeArgs {
-    /// `--direct-engine`, checked against what the kernel allows: `auto` becomes `threads`
+    /// `--read-engine`, checked against what the kernel allows: `auto` becomes `threads`
     /// (with a warning) where io_uring cannot be set up, and `io-uring` is refused there.
-    fn direct_engine(&self) -> Result<server::DirectEngine> {
-        use server::DirectEngine;
-        if self.cold_reads != server::ColdReads::Direct
-            || self.direct_engine == DirectEngine::Threads
-        {
-            return Ok(self.direct_engine);
+    fn read_engine(&self) -> Result<server::ReadEngine> {
+        use server::ReadEngine;
+        if self.read_engine == ReadEngine::Threads {
+            return Ok(self.read_engine);
         }
-        match (server::uring::Ring::available(), self.direct_engine) {
+        match (server::uring::Ring::available(), self.read_engine) {
             (Ok(()), engine) => Ok(engine),
-            (Err(e), DirectEngine::IoUring) => {
-                Err(e).context("--direct-engine io-uring: this kernel does not allow io_uring here")
+            (Err(e), ReadEngine::IoUring) => {
+                Err(e).context("--read-engine io-uring: this kernel does not allow io_uring here")
             }
             (Err(e), _) => {
-                tracing::warn!(error = %e, "no io_uring here (kernel setting or seccomp); direct reads run on the blocking pool");
-                Ok(DirectEngine::Threads)
+                tracing::warn!(error = %e, "no io_uring here (kernel setting or seccomp); cold reads run on the blocking pool");
+                Ok(ReadEngine::Threads)
             }
         }
     }

@@ -26,7 +26,7 @@ use super::post::PostedBody;
 use super::render::{append_padding, gzip_compressed, gzip_stored, render_range};
 use super::route::{Route, CHECKHASH_PATH, CHECKHASH_POST_PATH, RANGE_PATH};
 use super::uring::Ring;
-use super::{ColdReads, Config, DirectEngine};
+use super::{ColdReads, Config, ReadEngine};
 
 /// The request header that asks for padding.
 pub const ADD_PADDING: HeaderName = HeaderName::from_static("add-padding");
@@ -189,7 +189,9 @@ impl App {
         if data.is_resident(span.clone()) {
             return false;
         }
-        if self.config.cold_reads == ColdReads::Cache {
+        // io_uring reads the window itself (`read_cold_async`); asking for it here too would
+        // queue the same pages twice.
+        if self.config.cold_reads == ColdReads::Cache && self.ring().is_none() {
             data.prefetch(span);
         }
         true
@@ -214,7 +216,7 @@ impl App {
         };
         match direct.read(span) {
             Ok(window) => {
-                self.metrics.direct_read(DirectEngine::Threads);
+                self.metrics.window_read(ReadEngine::Threads);
                 req.extensions_mut().insert(ColdWindow { served, window });
             }
             Err(e) => {
@@ -223,10 +225,11 @@ impl App {
         }
     }
 
-    /// [`App::read_cold`] on io_uring, awaited without blocking a thread. Returns whether the
-    /// bytes `req` needs are now in its extensions; false (nothing done) when direct reads are
-    /// off or go through the blocking pool, or when the read failed: the caller then takes the
-    /// blocking path. For `/checkhash`, a window that does not settle the lookup (the hash lies
+    /// Reads the window `req` needs on io_uring, awaited without blocking a thread: directly
+    /// with [`ColdReads::Direct`] (as [`App::read_cold`]), through the page cache with
+    /// [`ColdReads::Cache`] (what it reads stays cached). Returns whether the bytes are now in
+    /// the request's extensions; false (nothing done) when the engine is the blocking pool, or
+    /// when the read failed: the caller then takes the blocking path. For `/checkhash`, a window that does not settle the lookup (the hash lies
     /// beyond it: rare) is followed by a read of the whole prefix, so answering never reads the
     /// mapping.
     pub async fn read_cold_async<B>(&self, route: Route, req: &mut Request<B>) -> bool {
@@ -249,7 +252,7 @@ impl App {
         let read = async |span| {
             let window = direct.read_on(ring, span).await;
             if window.is_ok() {
-                self.metrics.direct_read(DirectEngine::IoUring);
+                self.metrics.window_read(ReadEngine::IoUring);
             }
             window
         };
@@ -281,7 +284,7 @@ impl App {
 
     /// The ring for direct reads, set up on first use (see [`App::ring`] field).
     fn ring(&self) -> Option<&Arc<Ring>> {
-        if self.config.direct_engine == DirectEngine::Threads {
+        if self.config.read_engine == ReadEngine::Threads {
             return None;
         }
         self.ring
@@ -290,7 +293,7 @@ impl App {
                     .inspect_err(|e| {
                         tracing::warn!(
                             error = %e,
-                            "no io_uring here; direct reads run on the blocking pool"
+                            "no io_uring here; cold reads run on the blocking pool"
                         )
                     })
                     .ok()

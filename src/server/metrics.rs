@@ -10,7 +10,7 @@ use crate::format::Header;
 use crate::hash::HashKind;
 
 use super::indexes::IndexSet;
-use super::{DirectEngine, Route};
+use super::{ReadEngine, Route};
 use crate::format::now_unix;
 
 /// Status codes counted individually; anything else is counted as `other`.
@@ -18,10 +18,10 @@ const STATUSES: [u16; 9] = [200, 204, 304, 400, 404, 405, 500, 503, 0];
 
 /// Slot of `engine` in `Metrics::direct_reads` (`Auto` never reads: it resolves to one of the
 /// others).
-fn direct_slot(engine: DirectEngine) -> usize {
+fn engine_slot(engine: ReadEngine) -> usize {
     match engine {
-        DirectEngine::IoUring | DirectEngine::Auto => 0,
-        DirectEngine::Threads => 1,
+        ReadEngine::IoUring | ReadEngine::Auto => 0,
+        ReadEngine::Threads => 1,
     }
 }
 
@@ -56,8 +56,8 @@ pub struct Metrics {
     closed: [AtomicU64; CloseReason::ALL.len()],
     /// Bytes of rendered response bodies not yet sent, across all connections.
     unsent_body_bytes: AtomicU64,
-    /// Direct reads of index windows, by engine: io_uring, then the blocking pool.
-    direct_reads: [AtomicU64; 2],
+    /// Reads of cold index windows into a buffer, by engine: io_uring, then the blocking pool.
+    window_reads: [AtomicU64; 2],
 }
 
 /// Why the server closed (or refused) a connection; a label of
@@ -170,14 +170,16 @@ impl Metrics {
         &self.unsent_body_bytes
     }
 
-    /// Counts a direct read of an index window done by `engine` (`IoUring` or `Threads`).
-    pub fn direct_read(&self, engine: DirectEngine) {
-        self.direct_reads[direct_slot(engine)].fetch_add(1, Ordering::Relaxed);
+    /// Counts a read of a cold index window into a buffer done by `engine` (`IoUring`, or
+    /// `Threads` for direct reads on the blocking pool; faults through the mapping are not
+    /// counted).
+    pub fn window_read(&self, engine: ReadEngine) {
+        self.window_reads[engine_slot(engine)].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Direct reads done by `engine` (`IoUring` or `Threads`) so far.
-    pub fn direct_reads(&self, engine: DirectEngine) -> u64 {
-        self.direct_reads[direct_slot(engine)].load(Ordering::Relaxed)
+    /// Window reads done by `engine` (`IoUring` or `Threads`) so far.
+    pub fn window_reads(&self, engine: ReadEngine) -> u64 {
+        self.window_reads[engine_slot(engine)].load(Ordering::Relaxed)
     }
 
     /// Requests answered on `route` with `status` so far.
@@ -310,18 +312,18 @@ impl Metrics {
 
         metric_header(
             &mut out,
-            "hibp_mirror_direct_reads_total",
-            "Index windows read with O_DIRECT (serve --cold-reads direct), by engine.",
+            "hibp_mirror_window_reads_total",
+            "Cold index windows read into a buffer (io_uring, or direct reads on the blocking pool), by engine.",
             MetricType::Counter,
         );
         for (engine, label) in [
-            (DirectEngine::IoUring, "io_uring"),
-            (DirectEngine::Threads, "threads"),
+            (ReadEngine::IoUring, "io_uring"),
+            (ReadEngine::Threads, "threads"),
         ] {
             let _ = writeln!(
                 out,
-                "hibp_mirror_direct_reads_total{{engine=\"{label}\"}} {}",
-                self.direct_reads(engine)
+                "hibp_mirror_window_reads_total{{engine=\"{label}\"}} {}",
+                self.window_reads(engine)
             );
         }
 

@@ -170,28 +170,31 @@ impl std::str::FromStr for ColdReads {
     }
 }
 
-/// What waits for direct reads (`ColdReads::Direct`). See [`Config::direct_engine`].
+/// What reads an index window that is not in the page cache. See [`Config::read_engine`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DirectEngine {
+pub enum ReadEngine {
     /// io_uring where the kernel allows it (see [`uring`]), else `Threads`.
     #[default]
     Auto,
-    /// io_uring: the request's task submits the read and sleeps; no thread blocks. `serve`
-    /// refuses to start where the kernel does not allow it.
+    /// io_uring: the request's task submits one read of the window and sleeps; no thread
+    /// blocks. With [`ColdReads::Cache`] the read goes through the page cache (readahead off),
+    /// with [`ColdReads::Direct`] around it. `serve` refuses to start where the kernel does not
+    /// allow it.
     IoUring,
-    /// A `pread` on the blocking pool per cold request.
+    /// The blocking pool: the request runs there and faults the window in through the mapping
+    /// ([`ColdReads::Cache`], after one `MADV_WILLNEED`) or `pread`s it ([`ColdReads::Direct`]).
     Threads,
 }
 
-impl std::str::FromStr for DirectEngine {
+impl std::str::FromStr for ReadEngine {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "auto" => Ok(DirectEngine::Auto),
-            "io-uring" => Ok(DirectEngine::IoUring),
-            "threads" => Ok(DirectEngine::Threads),
+            "auto" => Ok(ReadEngine::Auto),
+            "io-uring" => Ok(ReadEngine::IoUring),
+            "threads" => Ok(ReadEngine::Threads),
             other => Err(format!(
-                "unknown direct read engine {other:?} (auto, io-uring or threads)"
+                "unknown read engine {other:?} (auto, io-uring or threads)"
             )),
         }
     }
@@ -229,8 +232,8 @@ pub struct Config {
     pub read_offload: ReadOffload,
     /// How index bytes that are not in the page cache are read (through it, or directly).
     pub cold_reads: ColdReads,
-    /// What waits for direct reads (with `ColdReads::Direct`).
-    pub direct_engine: DirectEngine,
+    /// What reads cold index windows (io_uring or the blocking pool).
+    pub read_engine: ReadEngine,
     /// Cap on index reads in flight at once, on the blocking pool or io_uring (the disk queue
     /// depth the server can drive); further cold requests wait their turn.
     pub reads_in_flight: usize,
@@ -286,7 +289,7 @@ impl Default for Config {
             page: true,
             read_offload: ReadOffload::Auto,
             cold_reads: ColdReads::Cache,
-            direct_engine: DirectEngine::Auto,
+            read_engine: ReadEngine::Auto,
             reads_in_flight: DEFAULT_READS_IN_FLIGHT,
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             send_timeout: DEFAULT_SEND_TIMEOUT,
@@ -330,7 +333,7 @@ pub trait Handler: Send + Sync + 'static {
     /// when [`Handler::may_block`] said it may block (with [`ColdReads::Direct`], a direct read
     /// of the window, left in the request's extensions). Default: nothing.
     fn read_cold(&self, _route: Route, _req: &mut Request<Incoming>) {}
-    /// [`Handler::read_cold`] without blocking a thread (with [`DirectEngine`] io_uring):
+    /// [`Handler::read_cold`] without blocking a thread (with [`ReadEngine`] io_uring):
     /// returns whether it left what `req` needs in its extensions, so that
     /// [`Handler::handle`] can run inline. Default: does nothing and returns false.
     fn read_cold_async(
