@@ -32,26 +32,26 @@ impl DirectFile {
     /// has since been replaced) for direct reads. Fails where the file system has no `O_DIRECT`
     /// (tmpfs, some FUSE and network file systems).
     pub fn reopen(file: &File) -> io::Result<DirectFile> {
-        let len = usize::try_from(file.metadata()?.len())
-            .map_err(|_| io::Error::other("file larger than the address space"))?;
-        let file = OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_DIRECT)
-            .open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
-        Ok(DirectFile {
-            file: Arc::new(file),
-            len,
-        })
+        Self::reopen_with(file, libc::O_DIRECT)
     }
 
     /// Opens the file behind `file` again for ordinary reads through the page cache, with
     /// readahead off (`POSIX_FADV_RANDOM`): a read brings in the pages it covers and no more.
     /// The same reads as a direct file (whole aligned blocks), but what they read stays cached.
     pub fn reopen_buffered(file: &File) -> io::Result<DirectFile> {
+        let reopened = Self::reopen_with(file, 0)?;
+        rustix::fs::fadvise(&*reopened.file, 0, None, rustix::fs::Advice::Random)?;
+        Ok(reopened)
+    }
+
+    /// Opens the file behind `file` again, read-only with `flags`.
+    fn reopen_with(file: &File, flags: i32) -> io::Result<DirectFile> {
         let len = usize::try_from(file.metadata()?.len())
             .map_err(|_| io::Error::other("file larger than the address space"))?;
-        let file = File::open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
-        rustix::fs::fadvise(&file, 0, None, rustix::fs::Advice::Random)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .custom_flags(flags)
+            .open(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
         Ok(DirectFile {
             file: Arc::new(file),
             len,
