@@ -6,6 +6,9 @@
 #   all   NEW = an unrelated corpus of the same size (every populated prefix differs: the worst
 #         case, a full merge of both indexes).
 # Target: ratio <= 2x. Prints one table; the ratio is measured in the same run as its baseline.
+# A dump also writes its output, which in the `all` case is larger than both inputs together
+# (~46 bytes of text per 19-byte record); the last column is the dump against `cat OLD NEW OUT`
+# on warm files, OUT being that dump's own output: reading the inputs and the output once.
 #
 #   tools/bench-diff.sh            # 16,384 prefixes x ~2,000 hashes (32.8 M records per index)
 #   tools/bench-diff.sh --quick    # 64 prefixes (CI keeps the script working)
@@ -61,21 +64,29 @@ PY
   rm -f "$dir/diff-a.txt" "$dir/diff-b.txt" "$dir/diff-1pct.txt"
 fi
 
-printf "%-6s %10s %8s %9s %8s %7s  %s\n" case "MB (both)" "cat s" "diff s" ratio "dump s" ratio "changes"
+printf "%-6s %10s %8s %9s %8s %7s %7s %8s %12s  %s\n" case "MB (both)" "cat s" "diff s" ratio \
+  "dump s" ratio "out MB" "vs +cat OUT" "changes"
+out="$dir/diff-out.txt"
+trap 'rm -f "$out"' EXIT
 for case in 1% all; do
   new=$one; [ "$case" = all ] && new=$other
-  cat "$old" "$new" >/dev/null # warm the page cache
+  "$bin/hibp-mirror" diff --format dump "$old" "$new" >"$out" 2>/dev/null
+  cat "$old" "$new" "$out" >/dev/null # warm the page cache
   cat_s=$(best_of cat "$old" "$new")
+  floor_s=$(best_of cat "$old" "$new" "$out")
   diff_s=$(best_of "$bin/hibp-mirror" diff "$old" "$new")
   dump_s=$(best_of "$bin/hibp-mirror" diff --format dump "$old" "$new")
   changes=$("$bin/hibp-mirror" diff --format json "$old" "$new")
-  python3 - "$case" "$(( $(stat -c %s "$old") + $(stat -c %s "$new") ))" "$cat_s" "$diff_s" "$dump_s" "$changes" <<'PY'
+  python3 - "$case" "$(( $(stat -c %s "$old") + $(stat -c %s "$new") ))" "$(stat -c %s "$out")" \
+    "$cat_s" "$floor_s" "$diff_s" "$dump_s" "$changes" <<'PY'
 import json, sys
-case, size, cat_s, diff_s, dump_s, changes = sys.argv[1:]
-size, cat_s, diff_s, dump_s = int(size), float(cat_s), float(diff_s), float(dump_s)
+case, size, out_size, cat_s, floor_s, diff_s, dump_s, changes = sys.argv[1:]
+size, out_size = int(size), int(out_size)
+cat_s, floor_s, diff_s, dump_s = float(cat_s), float(floor_s), float(diff_s), float(dump_s)
 c = json.loads(changes)
-ratio = lambda t: f"{t / cat_s:.2f}x" if cat_s > 0 else "n/a"
-print(f"{case:<6} {size / 1e6:10.0f} {cat_s:8.2f} {diff_s:9.2f} {ratio(diff_s):>8} {dump_s:7.2f} {ratio(dump_s):>7}  "
+ratio = lambda t, base=cat_s: f"{t / base:.2f}x" if base > 0 else "n/a"
+print(f"{case:<6} {size / 1e6:10.0f} {cat_s:8.2f} {diff_s:9.2f} {ratio(diff_s):>8} {dump_s:7.2f} {ratio(dump_s):>7} "
+      f"{out_size / 1e6:8.0f} {ratio(dump_s, floor_s):>12}  "
       f"{c['prefixes_changed']} prefixes, +{c['hashes_added']} -{c['hashes_removed']} ~{c['counts_changed']}")
 PY
 done
