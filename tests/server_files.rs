@@ -4,16 +4,15 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hibp_mirror::server::Config;
 use hibp_mirror::HashKind;
-use support::{Synth, TestServer};
+use support::{ServeProcess, Synth, TestServer};
 
 fn versions() -> [Synth; 2] {
     [Synth::new(20, 61, 512, 100), Synth::new(20, 62, 512, 100)]
@@ -22,60 +21,6 @@ fn versions() -> [Synth; 2] {
 /// Prefixes spread over the whole file, so a truncation cuts most of them off.
 fn probes() -> Vec<u32> {
     (0..32u32).map(|i| i * 0x8000 + 0x7E00).collect()
-}
-
-/// The server binary, killed on drop.
-struct Server {
-    child: Child,
-    addr: String,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(index: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
-            .arg("serve")
-            .arg("--index")
-            .arg(index)
-            .args(["--listen", "127.0.0.1:0", "--watch-interval", "0.2"])
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let log = Arc::new(Mutex::new(String::new()));
-        let addr = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            log.lock().unwrap().push_str(&line);
-            if let Some(at) = line.find("address=") {
-                break line[at + 8..].split_whitespace().next().unwrap().to_owned();
-            }
-        };
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Server { child, addr, log }
-    }
-
-    fn alive(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// What the load generator saw.
@@ -138,7 +83,7 @@ async fn truncating_or_overwriting_the_served_file_in_place_never_kills_the_serv
     let v = Arc::new(versions());
     let path = support::write_index(dir.path(), "sha1.idx", &v[0], 1_700_000_000);
     let new_bytes = support::index_bytes(&v[1], 1_800_000_000);
-    let mut server = Server::start(&path);
+    let mut server = ServeProcess::start(&path, &["--watch-interval", "0.2"]);
     let (stop, seen) = (Arc::new(AtomicBool::new(false)), Arc::new(Seen::default()));
     let loaders: Vec<_> = (0..4)
         .map(|n| {
@@ -301,7 +246,7 @@ async fn a_transient_reload_error_is_retried_not_remembered_as_refused() {
     let dir = tempfile::tempdir().unwrap();
     let v = versions();
     let path = support::write_index(dir.path(), "sha1.idx", &v[0], 1_700_000_000);
-    let mut server = Server::start(&path);
+    let mut server = ServeProcess::start(&path, &["--watch-interval", "0.2"]);
     let client = support::identity_client();
     let url = format!("http://{}/range/F7E00", server.addr);
     assert_eq!(
@@ -311,7 +256,7 @@ async fn a_transient_reload_error_is_retried_not_remembered_as_refused() {
 
     // Leave the server no free file descriptor (EMFILE on its next open), then rename a good
     // file in: the watcher's open fails.
-    let pid = server.child.id();
+    let pid = server.pid();
     let used: std::collections::HashSet<u64> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .flatten()
@@ -391,7 +336,7 @@ async fn a_header_dated_past_9999_is_refused_everywhere_and_counted_once() {
 
     // Renamed in while serving: refused, logged and counted once over many polls, old kept.
     let path = support::write_index(dir.path(), "sha1.idx", &v[0], 1_700_000_000);
-    let mut server = Server::start(&path);
+    let mut server = ServeProcess::start(&path, &["--watch-interval", "0.2"]);
     std::fs::rename(&bad, &path).unwrap();
     let log = server.log.clone();
     wait_until("the reload is refused", || {

@@ -260,16 +260,20 @@ fn direct_reads_work(path: &Path) -> bool {
     }
 }
 
+/// A file of `len` bytes in a fresh directory, with a pattern that repeats at no block size.
+fn patterned_file(len: usize) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let path = dir.path().join("f");
+    let data: Vec<u8> = (0..len).map(|i| (i * 7 + i / 251) as u8).collect();
+    std::fs::write(&path, &data).unwrap();
+    (dir, path, data)
+}
+
 /// Every span of a file, read directly at any offset, equals the same bytes read normally.
 #[test]
 fn direct_reads_match_the_file_at_any_offset() {
     const BLOCK: usize = 4096;
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let path = dir.path().join("f");
-    let data: Vec<u8> = (0..3 * BLOCK + 123)
-        .map(|i| (i * 7 + i / 251) as u8)
-        .collect();
-    std::fs::write(&path, &data).unwrap();
+    let (_dir, path, data) = patterned_file(3 * BLOCK + 123);
     if !direct_reads_work(&path) {
         return;
     }
@@ -308,12 +312,7 @@ async fn io_uring_reads_match_the_file_and_survive_dropped_requests() {
         eprintln!("no io_uring here ({e}): not tested");
         return;
     }
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let path = dir.path().join("f");
-    let data: Vec<u8> = (0..64 * BLOCK + 123)
-        .map(|i| (i * 7 + i / 251) as u8)
-        .collect();
-    std::fs::write(&path, &data).unwrap();
+    let (_dir, path, data) = patterned_file(64 * BLOCK + 123);
     if !direct_reads_work(&path) {
         return;
     }
@@ -499,8 +498,7 @@ async fn direct_cold_reads_answer_right_and_leave_the_page_cache_alone() {
 /// right, from io_uring reads (its `/metrics` says so); an unknown engine is refused at start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_binary_reads_cold_windows_through_io_uring() {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     let synth = synth();
     let (_dir, path) = index_file();
@@ -515,49 +513,19 @@ async fn serve_binary_reads_cold_windows_through_io_uring() {
         eprintln!("no io_uring or no O_DIRECT here: the binary's io_uring reads are not tested");
         return;
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
-        .arg("serve")
-        .arg("--index")
-        .arg(&path)
-        .args(["--listen", "127.0.0.1:0", "--cold-reads", "direct"])
-        .args(["--read-engine", "io-uring", "--access-log", "false"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        if let Some(at) = line.find("address=") {
-            break line[at + 8..].split_whitespace().next().unwrap().to_owned();
-        }
-    };
+    let server = support::ServeProcess::start(
+        &path,
+        &["--cold-reads", "direct", "--read-engine", "io-uring"],
+    );
+    let addr = &server.addr;
     evict(&path);
     let client = support::identity_client();
     let prefixes: Vec<u32> = (0..16).map(|i| i * 64 * synth.step).collect();
     for &prefix in &prefixes {
-        let body = client
-            .get(format!("http://{addr}/range/{prefix:05X}"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let body = support::get_text(&client, format!("http://{addr}/range/{prefix:05X}")).await;
         assert_eq!(body, synth.range_body(prefix), "/range/{prefix:05X}");
     }
-    let metrics = client
-        .get(format!("http://{addr}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = support::get_text(&client, format!("http://{addr}/metrics")).await;
     let reads = |engine: &str| -> u64 {
         let name = format!("hibp_mirror_window_reads_total{{engine=\"{engine}\"}} ");
         let line = metrics.lines().find(|l| l.starts_with(&name)).unwrap();
@@ -565,6 +533,4 @@ async fn serve_binary_reads_cold_windows_through_io_uring() {
     };
     assert_eq!(reads("io_uring"), prefixes.len() as u64, "{metrics}");
     assert_eq!(reads("threads"), 0);
-    child.kill().unwrap();
-    child.wait().unwrap();
 }

@@ -239,3 +239,70 @@ pub async fn get(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> reqwes
 pub async fn get_text(client: &reqwest::Client, url: impl reqwest::IntoUrl) -> String {
     get(client, url).await.text().await.unwrap()
 }
+
+/// The `hibp-mirror serve` binary on `127.0.0.1:0`, killed on drop; its log (stderr) is kept.
+pub struct ServeProcess {
+    child: std::process::Child,
+    /// `host:port` the server said it listens on.
+    pub addr: String,
+    /// Every log line so far.
+    pub log: Arc<std::sync::Mutex<String>>,
+}
+
+impl ServeProcess {
+    /// Starts `serve --index INDEX --listen 127.0.0.1:0 ARGS...` and waits for its listening line.
+    pub fn start(index: &Path, args: &[&str]) -> ServeProcess {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hibp-mirror"))
+            .arg("serve")
+            .arg("--index")
+            .arg(index)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = Arc::new(std::sync::Mutex::new(String::new()));
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("server exited before listening")
+                .unwrap();
+            log.lock().unwrap().push_str(&line);
+            if let Some(at) = line.find("address=") {
+                break line[at + 8..].split_whitespace().next().unwrap().to_owned();
+            }
+        };
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        ServeProcess { child, addr, log }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
