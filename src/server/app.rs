@@ -229,9 +229,9 @@ impl App {
     /// with [`ColdReads::Direct`] (as [`App::read_cold`]), through the page cache with
     /// [`ColdReads::Cache`] (what it reads stays cached). Returns whether the bytes are now in
     /// the request's extensions; false (nothing done) when the engine is the blocking pool, or
-    /// when the read failed: the caller then takes the blocking path. For `/checkhash`, a window that does not settle the lookup (the hash lies
-    /// beyond it: rare) is followed by a read of the whole prefix, so answering never reads the
-    /// mapping.
+    /// when the read failed: the caller then takes the blocking path. For `/checkhash`, a
+    /// window that does not settle the lookup (the hash lies beyond it: rare) is followed by a
+    /// read of the whole prefix, so answering never reads the mapping.
     pub async fn read_cold_async<B>(&self, route: Route, req: &mut Request<B>) -> bool {
         let Some(ring) = self.ring() else {
             return false;
@@ -242,15 +242,15 @@ impl App {
         let Some(span) = read_span(&served, route, req, true) else {
             return false;
         };
-        let file = match self.config.cold_reads {
+        let reopened = match self.config.cold_reads {
             ColdReads::Direct => served.direct(),
             ColdReads::Cache => served.buffered(),
         };
-        let Some(direct) = file else {
+        let Some(file) = reopened else {
             return false;
         };
         let read = async |span| {
-            let window = direct.read_on(ring, span).await;
+            let window = file.read_on(ring, span).await;
             if window.is_ok() {
                 self.metrics.window_read(ReadEngine::IoUring);
             }
@@ -276,13 +276,13 @@ impl App {
                 true
             }
             Err(e) => {
-                tracing::warn!(error = %e, "direct read of the index failed; reading the mapping");
+                tracing::warn!(error = %e, "io_uring read of the index failed; reading the mapping");
                 false
             }
         }
     }
 
-    /// The ring for direct reads, set up on first use (see [`App::ring`] field).
+    /// The ring for cold reads, set up on first use (see [`App::ring`] field).
     fn ring(&self) -> Option<&Arc<Ring>> {
         if self.config.read_engine == ReadEngine::Threads {
             return None;
