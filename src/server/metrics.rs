@@ -16,7 +16,7 @@ use crate::format::now_unix;
 /// Status codes counted individually; anything else is counted as `other`.
 const STATUSES: [u16; 9] = [200, 204, 304, 400, 404, 405, 500, 503, 0];
 
-/// Slot of `engine` in `Metrics::direct_reads` (`Auto` never reads: it resolves to one of the
+/// Slot of `engine` in `Metrics::window_reads` (`Auto` never reads: it resolves to one of the
 /// others).
 fn engine_slot(engine: ReadEngine) -> usize {
     match engine {
