@@ -142,36 +142,37 @@ impl Served {
     /// `None` for the bundled sample, or where the file system has no `O_DIRECT` (logged once
     /// per load; reads then go through the page cache).
     pub fn direct(&self) -> Option<&DirectFile> {
-        self.direct
-            .get_or_init(|| {
-                let file = self.file.as_ref()?;
-                DirectFile::reopen(file)
-                    .inspect_err(|e| {
-                        tracing::warn!(
-                            path = %self.source,
-                            error = %e,
-                            "no direct reads on the index file; cold reads go through the page \
-                             cache"
-                        )
-                    })
-                    .ok()
-            })
-            .as_ref()
+        self.reopened(
+            &self.direct,
+            DirectFile::reopen,
+            "no direct reads on the index file; cold reads go through the page cache",
+        )
     }
 
     /// The mapped file opened again for reads through the page cache with readahead off (see
     /// [`DirectFile::reopen_buffered`]), opened on first use; `None` for the bundled sample.
     pub fn buffered(&self) -> Option<&DirectFile> {
-        self.buffered
-            .get_or_init(|| {
-                let file = self.file.as_ref()?;
-                DirectFile::reopen_buffered(file)
-                    .inspect_err(|e| {
-                        tracing::warn!(path = %self.source, error = %e, "cannot reopen the index file")
-                    })
-                    .ok()
-            })
-            .as_ref()
+        self.reopened(
+            &self.buffered,
+            DirectFile::reopen_buffered,
+            "cannot reopen the index file",
+        )
+    }
+
+    /// The mapped file reopened by `reopen` into `cell` on first use; a failure is logged
+    /// with `failed` once and remembered as `None`.
+    fn reopened<'a>(
+        &'a self,
+        cell: &'a OnceLock<Option<DirectFile>>,
+        reopen: fn(&File) -> std::io::Result<DirectFile>,
+        failed: &str,
+    ) -> Option<&'a DirectFile> {
+        cell.get_or_init(|| {
+            reopen(self.file.as_ref()?)
+                .inspect_err(|e| tracing::warn!(path = %self.source, error = %e, "{failed}"))
+                .ok()
+        })
+        .as_ref()
     }
 
     /// Takes the read lease on the mapped file, if not yet held; logs (once per load) when it
