@@ -1,5 +1,84 @@
 //! Counts written as decimal text, in place: the inner loop of `/range` bodies and `diff` dumps.
 
+/// Counts below this have a precomputed tail in [`LineTails`]: every count a record holds inline.
+const TABLED_COUNTS: usize = 4096;
+
+/// `:COUNT` and a line end for every count below [`TABLED_COUNTS`], each packed little-endian
+/// into the low bytes of a `u64` with its length in the top byte. Writing one is a single
+/// 8-byte store and the cursor moves by the length: no branch on the number of digits, which
+/// the mix of counts in a range would mispredict.
+pub(crate) struct LineTails {
+    packed: [u64; TABLED_COUNTS],
+    end: &'static [u8],
+}
+
+/// `:COUNT\r\n`, the `/range` line tail.
+pub(crate) static CRLF_TAILS: LineTails = LineTails::new(b"\r\n");
+
+/// `:COUNT\n`, the dump line tail.
+pub(crate) static LF_TAILS: LineTails = LineTails::new(b"\n");
+
+impl LineTails {
+    const fn new(end: &'static [u8]) -> LineTails {
+        assert!(end.len() <= 2, "a tail and its length fit one u64");
+        let mut packed = [0u64; TABLED_COUNTS];
+        let mut n = 0;
+        while n < TABLED_COUNTS {
+            let mut digits = [0u8; 4];
+            let mut len = 0;
+            let mut rest = n;
+            loop {
+                digits[len] = b'0' + (rest % 10) as u8;
+                len += 1;
+                rest /= 10;
+                if rest == 0 {
+                    break;
+                }
+            }
+            let mut tail = [0u8; 8];
+            tail[0] = b':';
+            let mut i = 0;
+            while i < len {
+                tail[1 + i] = digits[len - 1 - i];
+                i += 1;
+            }
+            let mut e = 0;
+            while e < end.len() {
+                tail[1 + len + e] = end[e];
+                e += 1;
+            }
+            tail[7] = (1 + len + end.len()) as u8;
+            packed[n] = u64::from_le_bytes(tail);
+            n += 1;
+        }
+        LineTails { packed, end }
+    }
+
+    /// Writes `:COUNT` and the line end at the start of `out` and returns their length. `out`
+    /// must hold 8 bytes and the longest tail (`:`, ten digits and the line end); those past the
+    /// tail are overwritten with junk.
+    #[inline(always)]
+    pub(crate) fn write(&self, out: &mut [u8], count: u32) -> usize {
+        match self.packed.get(count as usize) {
+            Some(&tail) => {
+                out[..8].copy_from_slice(&tail.to_le_bytes());
+                (tail >> 56) as usize
+            }
+            None => self.write_long(out, count),
+        }
+    }
+
+    /// [`LineTails::write`] for counts past the table (about 0.1% of the corpus).
+    #[cold]
+    #[inline(never)]
+    fn write_long(&self, out: &mut [u8], count: u32) -> usize {
+        out[0] = b':';
+        let digits = write_u32(&mut out[1..], count);
+        out[1 + digits..1 + digits + self.end.len()].copy_from_slice(self.end);
+        1 + digits + self.end.len()
+    }
+}
+
 /// Two decimal digits of every number below 100.
 const DIGIT_PAIRS: [u8; 200] = {
     let mut table = [0u8; 200];
@@ -50,7 +129,22 @@ pub(crate) fn write_u32(out: &mut [u8], mut n: u32) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use super::write_u32;
+    use super::{write_u32, CRLF_TAILS, LF_TAILS, TABLED_COUNTS};
+
+    #[test]
+    fn every_tabled_tail_and_the_long_ones_match_display() {
+        let long = [TABLED_COUNTS as u32, 4095 * 16, 99_999, u32::MAX];
+        for count in (0..TABLED_COUNTS as u32).chain(long) {
+            for (tails, end) in [(&CRLF_TAILS, "\r\n"), (&LF_TAILS, "\n")] {
+                let mut out = [b'#'; 16];
+                let len = tails.write(&mut out, count);
+                assert_eq!(
+                    std::str::from_utf8(&out[..len]).unwrap(),
+                    format!(":{count}{end}")
+                );
+            }
+        }
+    }
 
     #[test]
     fn every_length_matches_display() {

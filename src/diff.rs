@@ -617,10 +617,7 @@ fn put_line<const SUFFIX: usize>(
     out[..PREFIX_HEX_LEN].copy_from_slice(head);
     let suffix = &record_hex[format::RECORD_HEX_SUFFIX_AT..format::RECORD_HEX_SUFFIX_AT + SUFFIX];
     out[PREFIX_HEX_LEN..PREFIX_HEX_LEN + SUFFIX].copy_from_slice(suffix);
-    out[PREFIX_HEX_LEN + SUFFIX] = b':';
-    let digits = decimal::write_u32(&mut out[PREFIX_HEX_LEN + SUFFIX + 1..], count);
-    out[PREFIX_HEX_LEN + SUFFIX + 1 + digits] = b'\n';
-    PREFIX_HEX_LEN + SUFFIX + digits + 2
+    PREFIX_HEX_LEN + SUFFIX + decimal::LF_TAILS.write(&mut out[PREFIX_HEX_LEN + SUFFIX..], count)
 }
 
 #[cfg(test)]

@@ -670,12 +670,22 @@ impl<'a> Range<'a> {
         partition_overflow(self.overflow, ordinal, self.overflow_blocks)
     }
 
+    /// Exact counts of the range's escaped records, for scans that read inline counts
+    /// themselves (see [`Escapes`]).
+    pub(crate) fn escapes(&self) -> Escapes<'a> {
+        Escapes {
+            range: *self,
+            overflow: None,
+        }
+    }
+
     /// Iterates the entries in ascending suffix order.
     pub fn iter(&self) -> RangeIter<'a> {
         RangeIter {
             range: *self,
             next: 0,
-            overflow: None,
+            len: self.len(),
+            escapes: self.escapes(),
         }
     }
 }
@@ -695,9 +705,10 @@ pub struct RangeIter<'a> {
     range: Range<'a>,
     /// Index of the next entry.
     next: usize,
-    /// Overflow entries not yet consumed, in ordinal order; found at the first escaped count,
-    /// so a range without one never reads the overflow table.
-    overflow: Option<std::slice::ChunksExact<'a, u8>>,
+    /// Number of entries (`range.len()` divides by the record length; asked once).
+    len: usize,
+    /// Counts of the escaped entries.
+    escapes: Escapes<'a>,
 }
 
 impl<'a> Iterator for RangeIter<'a> {
@@ -705,7 +716,7 @@ impl<'a> Iterator for RangeIter<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<Entry<'a>> {
-        if self.next >= self.range.len() {
+        if self.next >= self.len {
             return None;
         }
         let i = self.next;
@@ -713,26 +724,36 @@ impl<'a> Iterator for RangeIter<'a> {
         let record = self.range.record(i);
         let mut count = format::record_inline_count(record);
         if count == format::COUNT_ESCAPE {
-            count = self.escaped_count(i);
+            count = self.escapes.count(i);
         }
         Some(Entry { record, count })
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.range.len() - self.next;
+        let left = self.len - self.next;
         (left, Some(left))
     }
 }
 
 impl ExactSizeIterator for RangeIter<'_> {}
 
-impl RangeIter<'_> {
-    /// The count of entry `i`, whose record holds the escape value: the next overflow entry,
-    /// found at the first escaped count of the range. Kept out of [`Iterator::next`] so that
-    /// stays small enough to inline into the renderers' loops (~0.1% of counts come here).
+/// The exact counts of a range's records whose inline count is the escape value, asked for in
+/// ascending order: the first one searches the overflow table, later ones read on from there.
+/// (Each is about 0.1% of the corpus; a search per escape cost a renderer 8% of its time.)
+pub(crate) struct Escapes<'a> {
+    /// The range.
+    range: Range<'a>,
+    /// Overflow entries not yet consumed, in ordinal order; found at the first escaped count,
+    /// so a range without one never reads the overflow table.
+    overflow: Option<std::slice::ChunksExact<'a, u8>>,
+}
+
+impl Escapes<'_> {
+    /// The count of entry `i`, whose record holds the escape value. Kept out of line so that the
+    /// scans' loops stay small.
     #[cold]
     #[inline(never)]
-    fn escaped_count(&mut self, i: usize) -> u32 {
+    pub(crate) fn count(&mut self, i: usize) -> u32 {
         let range = self.range;
         let ordinal = range.first_ordinal + i as u64;
         let overflow = self.overflow.get_or_insert_with(|| {

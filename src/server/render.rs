@@ -98,12 +98,15 @@ fn render_lines<const SUFFIX: usize, const STRIDE: usize, const LINE: usize>(
     let body = &mut out[base..];
     let mut at = 0;
     let mut hex = [0u8; HEX_BATCH * MAX_STRIDE];
-    let mut entries = range.iter();
-    for start in (0..range.len()).step_by(HEX_BATCH) {
-        let end = (start + HEX_BATCH).min(range.len());
+    // Records are walked in constant-size chunks and their counts read inline: the range's own
+    // iterator divides by the (run-time) record length on every step.
+    let record_len = STRIDE / 2;
+    let mut escapes = range.escapes();
+    for (batch_at, batch) in range.records().chunks(HEX_BATCH * record_len).enumerate() {
+        let start = batch_at * HEX_BATCH;
         // One SIMD hex pass over a batch of records beats one encoder call per line (2x).
-        range.hex_batch(start, end, &mut hex);
-        for (k, entry) in entries.by_ref().take(end - start).enumerate() {
+        range.hex_batch(start, start + batch.len() / record_len, &mut hex);
+        for (k, record) in batch.chunks_exact(record_len).enumerate() {
             let line: &mut [u8; LINE] = (&mut body[at..at + LINE])
                 .try_into()
                 .expect("constant length");
@@ -111,10 +114,11 @@ fn render_lines<const SUFFIX: usize, const STRIDE: usize, const LINE: usize>(
                 .try_into()
                 .expect("constant length");
             line[..SUFFIX].copy_from_slice(suffix);
-            line[SUFFIX] = b':';
-            let end = SUFFIX + 1 + decimal::write_u32(&mut line[SUFFIX + 1..], entry.count());
-            line[end..end + 2].copy_from_slice(b"\r\n");
-            at += end + 2;
+            let mut count = format::record_inline_count(record);
+            if count == format::COUNT_ESCAPE {
+                count = escapes.count(start + k);
+            }
+            at += SUFFIX + decimal::CRLF_TAILS.write(&mut line[SUFFIX..], count);
         }
     }
     // Every line ended with CRLF; the last one has none.
