@@ -162,6 +162,21 @@ def drop_caches():
         return False
 
 
+def cpu_seconds(pids):
+    """User plus system CPU seconds used so far by the processes `pids` (all their threads)."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def nginx_workers(master_pid):
+    """PIDs of nginx's worker processes (the master only supervises)."""
+    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    return [int(c) for c in children]
+
+
 def mean(runs, key):
     return sum(r[key] for r in runs) / len(runs)
 
@@ -246,10 +261,17 @@ def main():
         run(["cat", str(index)], stdout=subprocess.DEVNULL)
         for port in (nginx_port, mirror_port):
             wrk(port, min(2, args.seconds), base)
+        # Server CPU per request: wrk shares the two cores with the server, so req/s also depends
+        # on how the scheduler splits them; CPU time per answered request does not.
+        workers = nginx_workers(int((work / "nginx.pid").read_text()))
+        servers = {nginx_port: workers, mirror_port: [mirror.pid]}
         results = {name: [] for name in cases}
         for r in range(args.rounds):
             for name, (port, env) in cases.items():
-                results[name].append(wrk(port, args.seconds, env))
+                before = cpu_seconds(servers[port])
+                result = wrk(port, args.seconds, env)
+                result["cpu_us"] = 1e6 * (cpu_seconds(servers[port]) - before) / max(result["rps"] * args.seconds, 1)
+                results[name].append(result)
                 print(f"round {r + 1}: {name}: {results[name][-1]['rps']:.0f} req/s", file=sys.stderr)
         anon_kib = rss_kib(mirror.pid, "RssAnon")
         peak_kib = rss_kib(mirror.pid, "VmHWM")
@@ -267,7 +289,7 @@ def main():
     print()
     print(f"data: {records} records over {args.prefixes} prefixes (~{args.per_prefix}/prefix), "
           f"dump {dump.stat().st_size / 1e9:.2f} GB; wrk -t2 -c64 -d{args.seconds}s, {args.rounds} alternating rounds")
-    print(f"{'case':<22} {'req/s':>10} {'MB/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}  ratio")
+    print(f"{'case':<22} {'req/s':>10} {'MB/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU us/req':>10}  ratio (req/s; CPU per request)")
     baselines = {
         "nginx /range": None, "mirror /range": "nginx /range", "mirror /range padded": "nginx /range",
         "mirror /range gzip": "nginx /range", "nginx return 200": None, "mirror /checkhash": "nginx return 200",
@@ -275,9 +297,11 @@ def main():
     for name, runs in results.items():
         ratio = ""
         if baselines[name]:
-            ratio = f"{mean(runs, 'rps') / mean(results[baselines[name]], 'rps'):.2f}x {baselines[name]}"
+            base = results[baselines[name]]
+            ratio = (f"{mean(runs, 'rps') / mean(base, 'rps'):.2f}x {baselines[name]}; "
+                     f"CPU {mean(runs, 'cpu_us') / mean(base, 'cpu_us'):.2f}x")
         print(f"{name:<22} {mean(runs, 'rps'):>10.0f} {mean(runs, 'mbps'):>9.0f} {mean(runs, 'p50'):>8.2f} "
-              f"{mean(runs, 'p99'):>8.2f} {sum(r['errors'] for r in runs):>7}  {ratio}")
+              f"{mean(runs, 'p99'):>8.2f} {sum(r['errors'] for r in runs):>7} {mean(runs, 'cpu_us'):>10.1f}  {ratio}")
     print()
     print(f"import: {import_s:.2f} s vs wc -l {wc_s:.2f} s = {import_s / max(wc_s, 1e-9):.1f}x (best of {rounds}, with fsync)")
     print(f"index: {bytes_per_record:.2f} bytes per record")
