@@ -57,9 +57,10 @@ pub fn range_capacity(kind: HashKind, len: usize) -> usize {
 /// Appends the rendered range to `out` (see [`render_range`]); `out` should be empty.
 ///
 /// Suffixes are hex-encoded [`HEX_BATCH`] records at a time. `out` is first grown by the
-/// longest possible line per record, zeroed in one pass; each line (with its CRLF) is then
-/// written over that room at a cursor with constant-size copies, and `out` is cut to the real
-/// length once, dropping the last CRLF. Assembling lines in a stack buffer and copying them
+/// longest possible line per record, zeroed in one pass; each line is then written over that
+/// room at a cursor with constant-size copies (the suffix, then `:COUNT\r\n` as one 8-byte
+/// store from a table, see [`decimal::CRLF_TAILS`]), and `out` is cut to the real length once,
+/// dropping the last CRLF. Assembling lines in a stack buffer and copying them
 /// instead costs twice as much: reading back bytes just written by differently sized stores
 /// defeats store-to-load forwarding.
 pub fn render_range_into(range: Range<'_>, out: &mut Vec<u8>) {
