@@ -59,7 +59,7 @@ pub fn range_capacity(kind: HashKind, len: usize) -> usize {
 /// Suffixes are hex-encoded [`HEX_BATCH`] records at a time. `out` is first grown by the
 /// longest possible line per record, zeroed in one pass; each line is then written over that
 /// room at a cursor with constant-size copies (the suffix, then `:COUNT\r\n` as one 8-byte
-/// store from a table, see [`decimal::CRLF_TAILS`]), and `out` is cut to the real length once,
+/// store from a table, see `decimal::CRLF_TAILS`), and `out` is cut to the real length once,
 /// dropping the last CRLF. Assembling lines in a stack buffer and copying them
 /// instead costs twice as much: reading back bytes just written by differently sized stores
 /// defeats store-to-load forwarding.
