@@ -173,7 +173,10 @@ def cpu_seconds(pids):
 
 def nginx_workers(master_pid):
     """PIDs of nginx's worker processes (the master only supervises)."""
-    children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    try:
+        children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
+    except OSError:  # a kernel without CONFIG_PROC_CHILDREN
+        children = run(["pgrep", "-P", str(master_pid)], capture_output=True, text=True).stdout.split()
     return [int(c) for c in children]
 
 
