@@ -1,5 +1,6 @@
 //! Index open on arbitrary bytes; when it opens, `range`, `lookup` and `verify` must not panic,
-//! and the header's build time must be a date the server can format.
+//! the `/range` renderer must agree with the range's iterator, and the header's build time must
+//! be a date the server can format.
 //!
 //! Every valid index is at least 8 MiB (the prefix table), far beyond what a fuzzer generates, so
 //! the first input byte picks a mode:
@@ -14,6 +15,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, UNIX_EPOCH};
 
 use hibp_mirror::format::{HEADER_LEN, RECORDS_OFFSET, TABLE_LEN, TABLE_OFFSET};
+use hibp_mirror::server::render::render_range;
 use hibp_mirror::{Hash, HashKind, Index, Prefix};
 use libfuzzer_sys::fuzz_target;
 
@@ -107,6 +109,13 @@ fuzz_target!(|data: &[u8]| {
         let prefix = Prefix::new(value).expect("masked to 20 bits");
         let range = index.range(prefix);
         assert_eq!(range.len(), range.iter().count());
+        // The `/range` renderer reads records and escaped counts itself: it must agree with the
+        // range's iterator, also on a corrupt overflow table.
+        let naive: Vec<String> = range
+            .iter()
+            .map(|e| format!("{}:{}", e.suffix_hex(), e.count()))
+            .collect();
+        assert_eq!(render_range(range), naive.join("\r\n").into_bytes());
         let shown = range.len().min(4);
         let mut out = vec![0u8; range.hex_stride() * shown];
         range.hex_batch(0, shown, &mut out);
