@@ -126,6 +126,7 @@ def wrk(port, seconds, env):
     requests, nbytes, duration_us, p50, p99, errors = line.split()[1:]
     secs = int(duration_us) / 1e6
     return {
+        "requests": int(requests),
         "rps": int(requests) / secs,
         "mbps": int(nbytes) / secs / 1e6,
         "p50": float(p50),
@@ -273,7 +274,7 @@ def main():
             for name, (port, env) in cases.items():
                 before = cpu_seconds(servers[port])
                 result = wrk(port, args.seconds, env)
-                result["cpu_us"] = 1e6 * (cpu_seconds(servers[port]) - before) / max(result["rps"] * args.seconds, 1)
+                result["cpu_us"] = 1e6 * (cpu_seconds(servers[port]) - before) / max(result["requests"], 1)
                 results[name].append(result)
                 print(f"round {r + 1}: {name}: {results[name][-1]['rps']:.0f} req/s", file=sys.stderr)
         anon_kib = rss_kib(mirror.pid, "RssAnon")
@@ -300,9 +301,9 @@ def main():
     for name, runs in results.items():
         ratio = ""
         if baselines[name]:
-            base = results[baselines[name]]
-            ratio = (f"{mean(runs, 'rps') / mean(base, 'rps'):.2f}x {baselines[name]}; "
-                     f"CPU {mean(runs, 'cpu_us') / mean(base, 'cpu_us'):.2f}x")
+            baseline = results[baselines[name]]
+            ratio = (f"{mean(runs, 'rps') / mean(baseline, 'rps'):.2f}x {baselines[name]}; "
+                     f"CPU {mean(runs, 'cpu_us') / mean(baseline, 'cpu_us'):.2f}x")
         print(f"{name:<22} {mean(runs, 'rps'):>10.0f} {mean(runs, 'mbps'):>9.0f} {mean(runs, 'p50'):>8.2f} "
               f"{mean(runs, 'p99'):>8.2f} {sum(r['errors'] for r in runs):>7} {mean(runs, 'cpu_us'):>10.1f}  {ratio}")
     print()
