@@ -318,10 +318,16 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
                 got: crc,
             });
         }
+        // An empty prefix's tag depends only on the kind: hashed once, not once per prefix.
+        let empty_tag = format::TagHasher::new(self.header.kind).finish();
         let fault = Prefix::all()
             .collect::<Vec<_>>()
             .par_chunks(4096)
-            .find_map_first(|chunk| chunk.iter().find_map(|&p| self.verify_prefix(p).err()));
+            .find_map_first(|chunk| {
+                chunk
+                    .iter()
+                    .find_map(|&p| self.verify_prefix(p, empty_tag).err())
+            });
         if let Some(fault) = fault {
             return Err(fault);
         }
@@ -344,7 +350,21 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         Ok(())
     }
 
-    fn verify_prefix(&self, prefix: Prefix) -> Result<(), VerifyError> {
+    /// Checks one prefix: sort order, overflow entries and stored tag (`empty_tag` is the tag
+    /// of a prefix without records).
+    fn verify_prefix(&self, prefix: Prefix, empty_tag: u64) -> Result<(), VerifyError> {
+        let (start, end) = self.ordinals(prefix);
+        if start == end {
+            let stored = self.prefix_tag(prefix);
+            if stored != empty_tag {
+                return Err(VerifyError::Tag {
+                    prefix,
+                    stored,
+                    computed: empty_tag,
+                });
+            }
+            return Ok(());
+        }
         let range = self.range(prefix);
         let first = range.overflow_at_or_after(range.first_ordinal);
         let mut overflow = range.overflow[first * format::OVERFLOW_ENTRY_LEN..]

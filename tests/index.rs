@@ -297,22 +297,34 @@ fn prefix_tags_follow_the_documented_canonical_form_and_only_the_data() {
 
 #[test]
 fn a_wrong_prefix_tag_is_caught_by_verify_even_with_a_matching_checksum() {
-    let (_, mut bytes) = corpus();
-    let at = TAGS_OFFSET + 0x12345 * format::TAG_LEN;
-    bytes[at] ^= 0x01;
-    let header = format::Header::decode(&bytes, bytes.len() as u64).unwrap();
-    let fixed = format::Header {
-        body_crc: crc32fast::hash(&bytes[HEADER_LEN..]),
-        ..header
+    let (_, original) = corpus();
+    let clean = Index::open(original.clone()).unwrap();
+    let first = |empty: bool| {
+        (0x12345..1u32 << 20)
+            .map(|p| hibp_mirror::Prefix::new(p).unwrap())
+            .find(|&p| clean.range(p).is_empty() == empty)
+            .expect("the corpus has empty and populated prefixes")
     };
-    bytes[..HEADER_LEN].copy_from_slice(&fixed.encode());
-    let index = Index::open(bytes).unwrap();
-    let err = index.verify().unwrap_err();
-    assert!(
-        matches!(err, VerifyError::Tag { prefix, .. } if prefix.value() == 0x12345),
-        "{err:?}"
-    );
-    assert!(err.to_string().contains("re-run `hibp-mirror import`"));
+    let (empty, populated) = (first(true), first(false));
+    // A populated prefix's tag, and an empty one's (checked against the empty tag, not hashed).
+    for wrong in [populated, empty] {
+        let mut bytes = original.clone();
+        let at = TAGS_OFFSET + wrong.index() * format::TAG_LEN;
+        bytes[at] ^= 0x01;
+        let header = format::Header::decode(&bytes, bytes.len() as u64).unwrap();
+        let fixed = format::Header {
+            body_crc: crc32fast::hash(&bytes[HEADER_LEN..]),
+            ..header
+        };
+        bytes[..HEADER_LEN].copy_from_slice(&fixed.encode());
+        let index = Index::open(bytes).unwrap();
+        let err = index.verify().unwrap_err();
+        assert!(
+            matches!(err, VerifyError::Tag { prefix, .. } if prefix == wrong),
+            "{wrong}: {err:?}"
+        );
+        assert!(err.to_string().contains("re-run `hibp-mirror import`"));
+    }
 }
 
 /// With the overflow directory built, every count (inline and escaped, several directory blocks
