@@ -354,17 +354,26 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
     /// of a prefix without records).
     fn verify_prefix(&self, prefix: Prefix, empty_tag: u64) -> Result<(), VerifyError> {
         let (start, end) = self.ordinals(prefix);
-        if start == end {
-            let stored = self.prefix_tag(prefix);
-            if stored != empty_tag {
-                return Err(VerifyError::Tag {
-                    prefix,
-                    stored,
-                    computed: empty_tag,
-                });
-            }
-            return Ok(());
+        let computed = if start == end {
+            empty_tag
+        } else {
+            self.verify_records(prefix)?;
+            self.compute_prefix_tag(prefix)
+        };
+        let stored = self.prefix_tag(prefix);
+        if computed != stored {
+            return Err(VerifyError::Tag {
+                prefix,
+                stored,
+                computed,
+            });
         }
+        Ok(())
+    }
+
+    /// Checks the records of one prefix: strictly ascending, every escaped count with its
+    /// overflow entry.
+    fn verify_records(&self, prefix: Prefix) -> Result<(), VerifyError> {
         let range = self.range(prefix);
         let first = range.overflow_at_or_after(range.first_ordinal);
         let mut overflow = range.overflow[first * format::OVERFLOW_ENTRY_LEN..]
@@ -388,14 +397,6 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
                     }
                 }
             }
-        }
-        let computed = self.compute_prefix_tag(prefix);
-        if computed != self.prefix_tag(prefix) {
-            return Err(VerifyError::Tag {
-                prefix,
-                stored: self.prefix_tag(prefix),
-                computed,
-            });
         }
         Ok(())
     }
