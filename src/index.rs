@@ -103,16 +103,6 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         format::tag_entry(self.tags(), prefix.index())
     }
 
-    /// Recomputes the tag of `prefix` from its records (what `verify` compares with the stored
-    /// one).
-    pub fn compute_prefix_tag(&self, prefix: Prefix) -> u64 {
-        let mut hasher = format::TagHasher::new(self.header.kind);
-        for entry in self.range(prefix) {
-            hasher.push_record(prefix.value(), entry.record, entry.count);
-        }
-        hasher.finish()
-    }
-
     fn records(&self) -> &[u8] {
         &self.bytes()[format::RECORDS_OFFSET..self.header.overflow_offset()]
     }
@@ -357,8 +347,7 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         let computed = if start == end {
             empty_tag
         } else {
-            self.verify_records(prefix)?;
-            self.compute_prefix_tag(prefix)
+            self.verified_records_tag(prefix)?
         };
         let stored = self.prefix_tag(prefix);
         if computed != stored {
@@ -371,9 +360,10 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
         Ok(())
     }
 
-    /// Checks the records of one prefix: strictly ascending, every escaped count with its
-    /// overflow entry.
-    fn verify_records(&self, prefix: Prefix) -> Result<(), VerifyError> {
+    /// Checks the records of one prefix (strictly ascending, every escaped count with its
+    /// overflow entry) and returns the tag they hash to, in the same pass.
+    fn verified_records_tag(&self, prefix: Prefix) -> Result<u64, VerifyError> {
+        let mut hasher = format::TagHasher::new(self.header.kind);
         let range = self.range(prefix);
         let first = range.overflow_at_or_after(range.first_ordinal);
         let mut overflow = range.overflow[first * format::OVERFLOW_ENTRY_LEN..]
@@ -386,19 +376,21 @@ impl<D: AsRef<[u8]> + Sync> Index<D> {
                     position: i,
                 });
             }
-            if format::record_inline_count(record) == format::COUNT_ESCAPE {
+            let mut count = format::record_inline_count(record);
+            if count == format::COUNT_ESCAPE {
                 let ordinal = range.first_ordinal + i as u64;
-                match overflow.next().map(format::decode_overflow) {
-                    Some((o, count)) if o == ordinal && count > format::INLINE_COUNT_MAX => {}
+                count = match overflow.next().map(format::decode_overflow) {
+                    Some((o, exact)) if o == ordinal && exact > format::INLINE_COUNT_MAX => exact,
                     _ => {
                         return Err(VerifyError::Overflow(format!(
                             "record {i} of prefix {prefix} has no valid overflow entry"
                         )))
                     }
-                }
+                };
             }
+            hasher.push_record(prefix.value(), record, count);
         }
-        Ok(())
+        Ok(hasher.finish())
     }
 }
 
